@@ -1,0 +1,65 @@
+# taskrunner — the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 is the Lambda runtime and the project's Python. pyenv has it on our machines;
+# elsewhere any python3.13 on PATH works.
+PYTHON ?= $(shell (pyenv prefix 3.13.0 2>/dev/null || true) | sed 's|$$|/bin/python3|' | grep -v '^/bin' || command -v python3.13)
+UV := $(PYTHON) -m uv
+VENV := .venv
+RUN := $(VENV)/bin
+# SAM CLI, cfn-lint and checkov pin or downgrade boto3: each runs in its own uv tool environment.
+SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
+CFN_LINT := $(UV) tool run --from cfn-lint==1.58.0 cfn-lint
+CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
+
+.PHONY: help install lint typecheck test test-unit test-integration test-template test-e2e \
+        template-checks demo bench requirements clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -x "$(PYTHON)" || { echo "Python 3.13 not found: set PYTHON=/path/to/python3.13"; exit 1; }
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv with the project, the CLI and the dev tools
+
+requirements: install  ## export the Lambda runtime requirements from the lock
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header -o src/requirements.txt >/dev/null
+
+lint: install  ## ruff and mypy (strict on src/)
+	$(RUN)/ruff check src tests benchmarks examples
+	$(RUN)/ruff format --check src tests benchmarks examples
+	$(RUN)/mypy
+
+typecheck: install
+	$(RUN)/mypy
+
+test-unit: install  ## unit tests: no network
+	$(RUN)/pytest -q tests/unit
+
+test-integration: install  ## integration tests: the real template deployed into moto
+	$(RUN)/pytest -q tests/integration
+
+test-e2e: install  ## local mode end to end
+	$(RUN)/pytest -q tests/e2e
+
+test-template: install  ## template tests: sam validate --lint, cfn-lint, checkov, IAM assertions
+	$(SAM) validate --lint --template template.yaml --region us-east-1
+	$(CFN_LINT) template.yaml jobs/job.yaml
+	$(CHECKOV) --quiet --compact --framework cloudformation -f template.yaml -f jobs/job.yaml
+	$(RUN)/pytest -q tests/template
+
+test: lint test-unit test-integration test-template test-e2e  ## every test tier and the template checks
+
+demo: install  ## run the task runner end to end on the embedded AWS and print a summary
+	$(RUN)/taskrunner local --scenario demo
+
+bench: install  ## benchmarks (JSON results in benchmarks/results/)
+	$(RUN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""taskrunner: event-driven ECS Fargate task runner."""
