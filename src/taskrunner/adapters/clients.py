@@ -1,0 +1,51 @@
+"""boto3 clients, built once per container with botocore's adaptive retry mode.
+
+Adaptive mode adds client-side rate limiting on top of exponential back-off, so a burst of
+RunTask calls slows down under throttling instead of failing; we never loop on top of it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 6},
+    connect_timeout=5,
+    read_timeout=20,
+    user_agent_extra="taskrunner",
+)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """A cached client; ``AWS_ENDPOINT_URL`` (local mode, tests) is honoured by botocore itself."""
+    return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+
+
+def error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: Exception) -> int:
+    response = getattr(exc, "response", None) or {}
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ThrottledException",
+    }
+)
+
+
+def is_transient(exc: Exception) -> bool:
+    return error_code(exc) in THROTTLING_CODES or http_status(exc) >= 500 or error_code(exc) == "ServerException"

@@ -1,0 +1,52 @@
+"""SQS operations the handlers need beyond what the event-source mapping does for them."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from taskrunner.adapters.clients import client
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_VISIBILITY_S = 43_200
+
+
+def queue_url_from_arn(arn: str) -> str:
+    """``arn:aws:sqs:REGION:ACCOUNT:NAME`` → the queue URL, honouring a custom endpoint (local mode)."""
+    _, _, _, region, account, name = arn.split(":", 5)
+    sqs = client("sqs")
+    endpoint = sqs.meta.endpoint_url.rstrip("/")
+    if "amazonaws" in endpoint:
+        return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+    return f"{endpoint}/{account}/{name}"
+
+
+class Queues:
+    def __init__(self, sqs: SQSClient | None = None) -> None:
+        self.sqs: SQSClient = sqs or client("sqs")
+
+    def dead_letter(self, queue_url: str, body: str, reason: str, source: dict[str, str]) -> None:
+        """Send a message we will never be able to process to its DLQ now, with why, losing nothing."""
+        attributes: dict[str, Any] = {
+            "taskrunner-reason": {"DataType": "String", "StringValue": reason[:1024] or "unknown"},
+        }
+        attributes |= {
+            f"taskrunner-{k}": {"DataType": "String", "StringValue": v[:1024]} for k, v in source.items() if v
+        }
+        self.sqs.send_message(
+            QueueUrl=queue_url, MessageBody=body or json.dumps({"empty": True}), MessageAttributes=attributes
+        )
+
+    def retry_after(self, queue_url: str, receipt_handle: str, delay_s: int) -> None:
+        """Make a message we failed on visible again after ``delay_s`` rather than the queue's timeout."""
+        self.sqs.change_message_visibility(
+            QueueUrl=queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(delay_s, MAX_VISIBILITY_S)),
+        )
+
+    def send(self, queue_url: str, body: str, delay_s: int = 0) -> str:
+        response = self.sqs.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=min(delay_s, 900))
+        return response["MessageId"]

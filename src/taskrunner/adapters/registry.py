@@ -1,0 +1,52 @@
+"""The job registry: one SSM parameter per job under a prefix, holding its validated JSON spec.
+
+Reads go through Powertools Parameters, which caches per container (``max_age``), so a warm
+Dispatcher reads SSM once a minute per job, not once per event.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from taskrunner.adapters.clients import client
+from taskrunner.domain.errors import UnknownJob
+from taskrunner.domain.jobs import InvalidJobSpec, JobSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
+log = logging.getLogger(__name__)
+
+
+class SsmRegistry:
+    def __init__(self, prefix: str, ssm: SSMClient | None = None, max_age_s: int = 60) -> None:
+        self.prefix = prefix.rstrip("/")
+        self.max_age_s = max_age_s
+        self._provider = SSMProvider(boto3_client=ssm or client("ssm"))
+
+    def get(self, job: str) -> JobSpec:
+        try:
+            raw = self._provider.get(f"{self.prefix}/{job}", max_age=self.max_age_s)
+        except GetParameterError as exc:
+            if "ParameterNotFound" in str(exc) or "ValidationException" in str(exc):
+                raise UnknownJob(job) from exc
+            raise
+        spec = JobSpec.parse(str(raw))
+        if spec.name != job:
+            raise UnknownJob(job)
+        return spec
+
+    def all(self) -> list[JobSpec]:
+        """Every valid job; an invalid entry is logged and left out, so one bad job cannot stop the others."""
+        raw: dict[str, Any] = self._provider.get_multiple(self.prefix, max_age=self.max_age_s, recursive=False)
+        specs = []
+        for name, value in raw.items():
+            try:
+                specs.append(JobSpec.parse(str(value)))
+            except InvalidJobSpec as exc:
+                log.error("invalid registry entry %s/%s: %s", self.prefix, name, exc)
+        return specs

@@ -1,0 +1,136 @@
+"""Dispatch: turn one request into at most one launched task, exactly once.
+
+1. Claim the run in the runs table with a conditional write keyed by the event's identity. A
+   redelivered event finds the run and launches nothing; a claim whose Lambda died mid-launch is
+   taken over after its lease expires, and first *adopts* a task that launch may already have started.
+2. Admit it (starting deadline, overlap policy, max concurrency) against ECS's view of the job's tasks.
+3. RunTask with the run's clientToken, reading ``failures[]``: capacity failures try on-demand where
+   the job allows and otherwise return the message; anything permanent is recorded and dead-lettered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.jobs import Capacity, JobSpec
+from taskrunner.domain.launch import run_task_request, summarize_failures
+from taskrunner.domain.ports import ClaimKind, Cluster, Registry, RunStore
+from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_detail, run_id_for
+from taskrunner.domain.schedule import Action, admit
+from taskrunner.domain.triggers import DispatchRequest
+
+#: ECS ``failures[].reason`` values that mean "no capacity right now", not "this request is wrong".
+CAPACITY_FAILURE = re.compile(r"capacity|RESOURCE:|insufficient|unavailable", re.IGNORECASE)
+
+
+class Result(StrEnum):
+    LAUNCHED = "launched"
+    ADOPTED = "adopted"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    run_id: str
+    reason: str = ""
+    task_arn: str | None = None
+    fallback: bool = False
+
+
+def family_of(task_definition: str) -> str:
+    """``arn:...:task-definition/fam:3`` or ``fam:3`` or ``fam`` → ``fam``."""
+    return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        registry: Registry,
+        store: RunStore,
+        cluster: Cluster,
+        *,
+        clock: Callable[[], float],
+        lease_s: float = 120.0,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.cluster = cluster
+        self.clock = clock
+        self.lease_s = lease_s
+
+    def dispatch(self, request: DispatchRequest) -> Outcome:
+        spec = self.registry.get(request.job)
+        now = self.clock()
+        key = idempotency_key(request)
+        run_id = request.run_id if request.run_id else run_id_for(key)
+        stamp = datetime.fromtimestamp(now, UTC)
+        run = Run(
+            run_id=run_id,
+            job=spec.name,
+            trigger=request.trigger,
+            idempotency_key=key,
+            status=RunStatus.CLAIMED,
+            attempt=request.attempt,
+            created_at=stamp,
+            updated_at=stamp,
+            detail=run_detail(request),
+            lease_until=now + self.lease_s,
+        )
+        claim = self.store.claim(run, now)
+        if claim.kind is ClaimKind.DUPLICATE:
+            existing = claim.existing
+            return Outcome(Result.DUPLICATE, run_id, reason=str(existing.status) if existing else "")
+        if claim.kind is ClaimKind.BUSY:
+            raise TryLater(f"run {run_id} is being launched by another invocation", delay_s=int(self.lease_s))
+        if claim.kind is ClaimKind.RECLAIMED and (adopted := self.cluster.tasks_started_by(spec.cluster, run_id)):
+            self.store.update(run_id, RunStatus.PENDING, task_arn=adopted[0], reason="adopted after lost record")
+            return Outcome(Result.ADOPTED, run_id, task_arn=adopted[0])
+
+        active = self.cluster.active_tasks(spec.cluster, family_of(spec.task_definition))
+        admission = admit(spec, request, stamp, active)
+        if admission.action is Action.SKIP:
+            missed = admission.reason.startswith("missed")
+            self.store.update(run_id, RunStatus.MISSED if missed else RunStatus.SKIPPED, reason=admission.reason)
+            return Outcome(Result.MISSED if missed else Result.SKIPPED, run_id, reason=admission.reason)
+        if admission.action is Action.DEFER:
+            self.store.release(run_id)
+            raise TryLater(admission.reason, delay_s=30)
+        for task_arn in admission.stop:
+            self.cluster.stop_task(spec.cluster, task_arn, f"taskrunner: replaced by run {run_id} (overlap Replace)")
+        return self._launch(spec, run, request)
+
+    def _launch(self, spec: JobSpec, run: Run, request: DispatchRequest) -> Outcome:
+        fallback = False
+        while True:
+            try:
+                result = self.cluster.run_task(run_task_request(spec, run, request, fallback=fallback))
+            except TryLater:
+                self.store.release(run.run_id)
+                raise
+            except PermanentError as exc:
+                self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, reason=str(exc))
+                raise
+            if result.task_arns:
+                task_arn = result.task_arns[0]
+                self.store.update(run.run_id, RunStatus.PENDING, task_arn=task_arn, fallback=fallback)
+                return Outcome(Result.LAUNCHED, run.run_id, task_arn=task_arn, fallback=fallback)
+            if not result.failures:
+                self.store.release(run.run_id)
+                raise TryLater("RunTask returned neither a task nor a failure")
+            reasons = summarize_failures(result.failures)
+            if not CAPACITY_FAILURE.search(reasons):
+                self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, reason=reasons)
+                raise PermanentError(f"RunTask failed: {reasons}")
+            if spec.capacity is Capacity.SPOT_WITH_FALLBACK and not fallback:
+                fallback = True
+                continue
+            self.store.release(run.run_id)
+            raise TryLater(f"no Fargate capacity: {reasons}", delay_s=60)

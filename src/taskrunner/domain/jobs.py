@@ -1,0 +1,177 @@
+"""A job's specification, as its registry entry (an SSM parameter written by jobs/job.yaml) holds it.
+
+The spec is validated once here; every Lambda reads it by job name. Lists arrive from
+CloudFormation as comma-joined strings (``!Join``), so validators accept both forms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+class InvalidJobSpec(ValueError):
+    """A registry entry that does not describe a runnable job (a permanent error)."""
+
+
+class Capacity(StrEnum):
+    FARGATE = "FARGATE"
+    FARGATE_SPOT = "FARGATE_SPOT"
+    #: Fargate Spot first; on a capacity failure, the same launch on on-demand Fargate.
+    SPOT_WITH_FALLBACK = "FARGATE_SPOT_WITH_FALLBACK"
+
+
+class Overlap(StrEnum):
+    """Kubernetes CronJob ``concurrencyPolicy`` semantics."""
+
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class QueueMode(StrEnum):
+    NONE = "none"
+    SERVICE = "service"
+    PER_MESSAGE = "per-message"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _split_ints(value: Any) -> Any:
+    value = _split_csv(value)
+    if isinstance(value, list):
+        return [int(item) for item in value]
+    return value
+
+
+def _optional_number(value: Any) -> Any:
+    # CloudFormation parameters cannot be null: 0 or "" means "not set".
+    if value in ("", "0", 0, None):
+        return None
+    return value
+
+
+CsvList = Annotated[list[str], BeforeValidator(_split_csv)]
+IntList = Annotated[list[int], BeforeValidator(_split_ints)]
+OptionalSeconds = Annotated[int | None, BeforeValidator(_optional_number), Field(default=None, ge=1)]
+
+
+class RetryPolicy(BaseModel):
+    """Which failures retry (AWS Batch ``evaluateOnExit`` and Kubernetes ``backoffLimit`` are the anchors)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    backoff_base_s: int = Field(default=10, ge=1, le=3600)
+    backoff_max_s: int = Field(default=360, ge=1, le=86_400)
+    retry_start_failures: bool = True
+    #: Application exit codes that retry; empty means an application failure never retries.
+    retry_exit_codes: IntList = Field(default_factory=list)
+
+    @field_validator("retry_exit_codes", mode="before")
+    @classmethod
+    def _exit_codes(cls, value: Any) -> Any:
+        return _split_ints(value)
+
+
+class ScalingParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_tasks: int = Field(default=0, ge=0)
+    max_tasks: int = Field(default=10, ge=1, le=5000)
+    acceptable_latency_s: float = Field(default=300, gt=0)
+    msg_processing_s: float = Field(default=30, gt=0)
+    messages_per_task: int = Field(default=1, ge=1, le=10)
+    scale_in_window_s: float = Field(default=300, ge=0)
+    idle_before_zero_s: float = Field(default=120, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScalingParams:
+        if self.min_tasks > self.max_tasks:
+            raise ValueError(f"min_tasks ({self.min_tasks}) exceeds max_tasks ({self.max_tasks})")
+        return self
+
+
+class JobSpec(BaseModel):
+    """Everything a Lambda needs to launch, overlap-check, retry and scale one job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    cluster: str
+    task_definition: str = Field(description="task definition family (or family:revision / ARN)")
+    container: str
+    subnets: CsvList = Field(min_length=1)
+    security_groups: CsvList = Field(default_factory=list)
+    assign_public_ip: bool = False
+    capacity: Capacity = Capacity.FARGATE
+    platform_version: str = "LATEST"
+
+    overlap: Overlap = Overlap.ALLOW
+    starting_deadline_s: OptionalSeconds
+    max_concurrency: int | None = Field(default=None, ge=1)
+    timeout_s: OptionalSeconds
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_suffix: str = ""
+    #: An EventBridge event pattern (the job's own rule uses it; bare events are routed with it too).
+    event_pattern: dict[str, Any] | None = None
+
+    queue_mode: QueueMode = QueueMode.NONE
+    queue_url: str | None = None
+    service: str | None = None
+    scaling: ScalingParams = Field(default_factory=ScalingParams)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not JOB_NAME.match(value):
+            raise ValueError("job name must be 1-40 lowercase letters, digits or '-', starting with a letter")
+        return value
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _max_concurrency(cls, value: Any) -> Any:
+        return _optional_number(value)
+
+    @field_validator("event_pattern", mode="before")
+    @classmethod
+    def _pattern(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else None
+        return value
+
+    @field_validator("queue_url", "service", "s3_bucket", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    @model_validator(mode="after")
+    def _queue_wiring(self) -> JobSpec:
+        if self.queue_mode is not QueueMode.NONE and not self.queue_url:
+            raise ValueError(f"queue_mode {self.queue_mode} needs a queue_url")
+        if self.queue_mode is QueueMode.SERVICE and not self.service:
+            raise ValueError("queue_mode service needs a service name")
+        return self
+
+    @classmethod
+    def parse(cls, raw: str | bytes | dict[str, Any]) -> JobSpec:
+        """Validate a registry entry, turning any validation problem into :class:`InvalidJobSpec`."""
+        try:
+            if isinstance(raw, dict):
+                return cls.model_validate(raw)
+            return cls.model_validate_json(raw)
+        except ValueError as exc:
+            raise InvalidJobSpec(str(exc)) from exc

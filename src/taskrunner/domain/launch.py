@@ -1,0 +1,78 @@
+"""The RunTask request for one attempt of one run: a pure function of the job spec and the run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taskrunner.domain.jobs import Capacity, JobSpec
+from taskrunner.domain.runs import Run, client_token
+from taskrunner.domain.triggers import DispatchRequest
+
+#: ECS rejects container overrides above 8 KiB; keep the raw event well under it.
+MAX_EVENT_ENV_BYTES = 4096
+
+
+def capacity_strategy(capacity: Capacity, *, fallback: bool = False) -> list[dict[str, Any]]:
+    """Spot-with-fallback launches on Spot first and, after a capacity failure, on on-demand."""
+    if capacity is Capacity.FARGATE or (capacity is Capacity.SPOT_WITH_FALLBACK and fallback):
+        provider = "FARGATE"
+    else:
+        provider = "FARGATE_SPOT"
+    return [{"capacityProvider": provider, "weight": 1, "base": 0}]
+
+
+def task_environment(spec: JobSpec, run: Run, request: DispatchRequest) -> list[dict[str, str]]:
+    env = {
+        "TASKRUNNER_JOB": spec.name,
+        "TASKRUNNER_RUN_ID": run.run_id,
+        "TASKRUNNER_ATTEMPT": str(run.attempt),
+        "TASKRUNNER_TRIGGER": str(run.trigger),
+    }
+    if (obj := request.s3_object()) is not None:
+        env |= {"TASKRUNNER_S3_BUCKET": obj.bucket, "TASKRUNNER_S3_KEY": obj.key}
+    if request.scheduled_at is not None:
+        env["TASKRUNNER_SCHEDULED_AT"] = request.scheduled_at.isoformat()
+    if request.event is not None:
+        raw = request.event.model_dump_json(by_alias=True)
+        if len(raw.encode()) <= MAX_EVENT_ENV_BYTES:
+            env["TASKRUNNER_EVENT"] = raw
+    env |= request.env
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
+def run_task_request(spec: JobSpec, run: Run, request: DispatchRequest, *, fallback: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``ecs.run_task``."""
+    tags = {
+        "taskrunner:job": spec.name,
+        "taskrunner:run-id": run.run_id,
+        "taskrunner:trigger": str(run.trigger),
+    }
+    return {
+        "cluster": spec.cluster,
+        "taskDefinition": spec.task_definition,
+        "count": 1,
+        "startedBy": run.run_id,
+        "group": f"taskrunner:{spec.name}",
+        # ECS dedups on (cluster, token) for 24 h; the fallback attempt is a different request.
+        "clientToken": client_token(run.run_id, run.attempt) + ("-od" if fallback else ""),
+        "capacityProviderStrategy": capacity_strategy(spec.capacity, fallback=fallback),
+        "platformVersion": spec.platform_version,
+        "networkConfiguration": {
+            "awsvpcConfiguration": {
+                "subnets": list(spec.subnets),
+                "securityGroups": list(spec.security_groups),
+                "assignPublicIp": "ENABLED" if spec.assign_public_ip else "DISABLED",
+            }
+        },
+        "enableECSManagedTags": True,
+        "propagateTags": "TASK_DEFINITION",
+        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        "overrides": {
+            "containerOverrides": [{"name": spec.container, "environment": task_environment(spec, run, request)}]
+        },
+    }
+
+
+def summarize_failures(failures: list[dict[str, Any]]) -> str:
+    return json.dumps([{k: f.get(k) for k in ("arn", "reason", "detail") if f.get(k)} for f in failures])

@@ -1,0 +1,65 @@
+"""What the domain needs from the outside world. Adapters implement these with boto3; tests with fakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from taskrunner.domain.jobs import JobSpec
+from taskrunner.domain.runs import Run, RunStatus
+
+
+class Registry(Protocol):
+    def get(self, job: str) -> JobSpec:
+        """The job's validated spec; raises UnknownJob or InvalidJobSpec."""
+        ...
+
+    def all(self) -> list[JobSpec]: ...
+
+
+class ClaimKind(StrEnum):
+    NEW = "new"
+    RECLAIMED = "reclaimed"  # an earlier claim's lease expired: its Lambda died mid-launch
+    DUPLICATE = "duplicate"  # the run already exists past the claim: nothing to do
+    BUSY = "busy"  # another invocation holds a live lease
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: ClaimKind
+    existing: Run | None = None
+
+
+class RunStore(Protocol):
+    def claim(self, run: Run, now: float) -> Claim:
+        """Conditionally create the run (or take over an expired lease)."""
+        ...
+
+    def update(self, run_id: str, status: RunStatus, **fields: Any) -> None:
+        """Move a run forward; never backward (a no-op if it is already at or past ``status``)."""
+        ...
+
+    def release(self, run_id: str) -> None:
+        """Give up a claim so a redelivery can take it at once."""
+        ...
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    task_arns: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Cluster(Protocol):
+    def run_task(self, request: dict[str, Any]) -> LaunchResult:
+        """RunTask; raises TryLater on throttling or 5xx after botocore's retries, PermanentError on 4xx."""
+        ...
+
+    def active_tasks(self, cluster: str, family: str) -> list[str]:
+        """ARNs of the family's tasks whose desired status is RUNNING (provisioning, pending or running)."""
+        ...
+
+    def tasks_started_by(self, cluster: str, started_by: str) -> list[str]: ...
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None: ...

@@ -1,0 +1,126 @@
+"""Runs: one execution of a job for one event, and the keys that make launching it exactly-once.
+
+A run's id is derived from its idempotency key, so a redelivered event, even days later, maps to
+the same run record and the conditional write in the runs table refuses to launch it again. The
+same key (with the attempt number) becomes the RunTask ``clientToken``, which ECS honours for 24 h.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taskrunner.domain.triggers import DispatchRequest, Trigger
+
+
+class RunStatus(StrEnum):
+    CLAIMED = "CLAIMED"  # a Dispatcher holds the lease and is launching
+    PENDING = "PENDING"  # RunTask accepted; the task is provisioning
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    STOPPED = "STOPPED"
+    SKIPPED = "SKIPPED"  # overlap policy said no
+    MISSED = "MISSED"  # a schedule tick past its starting deadline
+    LAUNCH_FAILED = "LAUNCH_FAILED"  # a permanent launch error, recorded with its reason
+
+    @property
+    def rank(self) -> int:
+        """Runs only move forward: a late or duplicate state-change event never moves one back."""
+        return _RANK[self]
+
+    @property
+    def terminal(self) -> bool:
+        return self.rank >= _RANK[RunStatus.SUCCEEDED]
+
+
+_RANK = {
+    RunStatus.CLAIMED: 0,
+    RunStatus.PENDING: 1,
+    RunStatus.RUNNING: 2,
+    **dict.fromkeys(
+        (
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.TIMED_OUT,
+            RunStatus.STOPPED,
+            RunStatus.SKIPPED,
+            RunStatus.MISSED,
+            RunStatus.LAUNCH_FAILED,
+        ),
+        3,
+    ),
+}
+
+#: RunStatus values for which a job still has (or is about to have) a task.
+ACTIVE = frozenset({RunStatus.CLAIMED, RunStatus.PENDING, RunStatus.RUNNING})
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    job: str
+    trigger: Trigger
+    idempotency_key: str
+    status: RunStatus
+    attempt: int = 1
+    created_at: datetime
+    updated_at: datetime
+    task_arn: str | None = None
+    reason: str | None = None
+    exit_code: int | None = None
+    stop_code: str | None = None
+    detail: dict[str, str] = Field(default_factory=dict)
+    lease_until: float | None = None
+
+
+def idempotency_key(request: DispatchRequest) -> str:
+    """The identity of the event behind a request, stable across redeliveries and retries of delivery."""
+    match request.trigger:
+        case Trigger.SCHEDULE:
+            assert request.scheduled_at is not None
+            return f"{request.job}|schedule|{request.scheduled_at.isoformat()}"
+        case Trigger.S3:
+            obj = request.s3_object()
+            assert obj is not None
+            # S3 delivers at least once and unordered; the sequencer orders writes to one key, so
+            # (key, sequencer) identifies one upload even when the same key is overwritten.
+            return f"{request.job}|s3|{obj.bucket}/{obj.key}|{obj.sequencer}"
+        case Trigger.EVENT:
+            assert request.event is not None
+            return f"{request.job}|event|{request.event.id}"
+        case Trigger.MANUAL:
+            return f"{request.job}|manual|{request.request_id}"
+        case Trigger.RETRY:
+            return f"{request.job}|retry|{request.run_id}|{request.attempt}"
+
+
+def run_id_for(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:26]
+
+
+def client_token(run_id: str, attempt: int) -> str:
+    """RunTask ``clientToken``: at most 64 ASCII characters, unique per (run, attempt)."""
+    return f"tr-{run_id}-{attempt}"
+
+
+def run_detail(request: DispatchRequest) -> dict[str, str]:
+    """What a run records about its trigger, for history and for the task's environment."""
+    detail: dict[str, str] = {}
+    if request.scheduled_at is not None:
+        detail["scheduled_at"] = request.scheduled_at.isoformat()
+    if (obj := request.s3_object()) is not None:
+        detail |= {"bucket": obj.bucket, "key": obj.key}
+    if request.event is not None:
+        detail |= {"event_id": request.event.id, "detail_type": request.event.detail_type}
+    return detail
+
+
+def as_item(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json", exclude_none=True)

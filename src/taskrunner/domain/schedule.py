@@ -1,0 +1,55 @@
+"""Admission: may this request launch now? Kubernetes CronJob semantics on ECS.
+
+* ``startingDeadlineSeconds``: a schedule tick that reaches us later than the deadline is recorded
+  as MISSED, never run late.
+* ``concurrencyPolicy``: ``Forbid`` skips a tick while a run is active, ``Replace`` stops the active
+  runs and starts the new one, ``Allow`` starts it, capped by ``max_concurrency``.
+
+Overlap applies to schedule ticks and manual runs. Uploads and matched events are data, not
+ticks: they are never skipped; when the job is at ``max_concurrency`` they wait in the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from taskrunner.domain.jobs import JobSpec, Overlap
+from taskrunner.domain.triggers import DispatchRequest, Trigger
+
+
+class Action(StrEnum):
+    LAUNCH = "launch"
+    SKIP = "skip"  # recorded (SKIPPED or MISSED) and acknowledged
+    DEFER = "defer"  # returned to the queue to try again later
+
+
+@dataclass(frozen=True)
+class Admission:
+    action: Action
+    reason: str
+    #: Task ARNs to stop before launching (Replace).
+    stop: tuple[str, ...] = field(default=())
+
+
+TICK_TRIGGERS = frozenset({Trigger.SCHEDULE, Trigger.MANUAL})
+
+
+def admit(spec: JobSpec, request: DispatchRequest, now: datetime, active_tasks: list[str]) -> Admission:
+    """Decide from the job's policy, the request and the job's tasks that are not yet stopped."""
+    if request.trigger is Trigger.SCHEDULE and spec.starting_deadline_s is not None:
+        assert request.scheduled_at is not None
+        late_by = (now - request.scheduled_at).total_seconds()
+        if late_by > spec.starting_deadline_s:
+            return Admission(Action.SKIP, f"missed-deadline: {late_by:.0f}s late, deadline {spec.starting_deadline_s}s")
+
+    if request.trigger in TICK_TRIGGERS and active_tasks:
+        if spec.overlap is Overlap.FORBID:
+            return Admission(Action.SKIP, f"overlap-forbid: {len(active_tasks)} run(s) active")
+        if spec.overlap is Overlap.REPLACE:
+            return Admission(Action.LAUNCH, "overlap-replace", stop=tuple(active_tasks))
+
+    if spec.max_concurrency is not None and len(active_tasks) >= spec.max_concurrency:
+        return Admission(Action.DEFER, f"max-concurrency: {len(active_tasks)}/{spec.max_concurrency} active")
+    return Admission(Action.LAUNCH, "admitted")

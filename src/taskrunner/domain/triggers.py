@@ -1,0 +1,171 @@
+"""What arrives on the dispatch queue, and how a bare EventBridge event finds its jobs.
+
+Three shapes reach the Dispatcher, all from the same queue (or directly, for ``sam local invoke``):
+
+* an *envelope* written by a job's own trigger: ``{"job": ..., "trigger": "schedule", "scheduled_at": ...}``,
+  ``{"job": ..., "trigger": "s3" | "event", "event": <aws.events.event.json>}``, or a manual run request;
+* a *bare* EventBridge event (moto delivers S3-originated events to SQS without the target's
+  InputTransformer, and ``sam local invoke -e events/s3-object-created.json`` sends one directly);
+  it is routed to every job whose S3 trigger or event pattern matches it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from taskrunner.domain.errors import PermanentError
+from taskrunner.domain.jobs import JobSpec
+from taskrunner.domain.patterns import matches
+
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    S3 = "s3"
+    EVENT = "event"
+    MANUAL = "manual"
+    RETRY = "retry"
+
+
+class S3Object(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    sequencer: str = ""
+    size: int | None = None
+
+
+class DispatchRequest(BaseModel):
+    """One request to run one job once. Its idempotency key is derived from its content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: str = Field(min_length=1, max_length=64)
+    trigger: Trigger
+    scheduled_at: datetime | None = None
+    event: EventBridgeModel | None = None
+    request_id: str | None = Field(default=None, min_length=8, max_length=64)
+    env: dict[str, str] = Field(default_factory=dict)
+    #: Retries (issue 4) carry the run they continue and its attempt number.
+    run_id: str | None = None
+    attempt: int = Field(default=1, ge=1, le=10)
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not re.match(ENV_NAME_PATTERN, name) or name.startswith("TASKRUNNER_")]
+        if bad:
+            raise ValueError(f"invalid or reserved environment variable names: {sorted(bad)}")
+        if sum(len(k) + len(v) for k, v in value.items()) > 4096:
+            raise ValueError("environment overrides exceed 4096 characters")
+        return value
+
+    def model_post_init(self, __context: Any) -> None:
+        required: dict[Trigger, str] = {
+            Trigger.SCHEDULE: "scheduled_at",
+            Trigger.S3: "event",
+            Trigger.EVENT: "event",
+            Trigger.MANUAL: "request_id",
+            Trigger.RETRY: "run_id",
+        }
+        field = required[self.trigger]
+        if getattr(self, field) is None:
+            raise ValueError(f"a {self.trigger} request needs '{field}'")
+        if self.trigger is Trigger.S3:
+            self.s3_object()  # validates the event's shape now, not at launch time
+
+    def s3_object(self) -> S3Object | None:
+        """The uploaded object of an S3 "Object Created" event, if this request carries one."""
+        if self.event is None or self.event.source != "aws.s3":
+            if self.trigger is Trigger.S3:
+                raise ValueError("an s3 request needs an aws.s3 event")
+            return None
+        detail: Any = self.event.detail
+        try:
+            obj = detail["object"]
+            return S3Object(
+                bucket=detail["bucket"]["name"],
+                key=obj["key"],
+                sequencer=str(obj.get("sequencer", "")),
+                size=obj.get("size"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"S3 event detail lacks bucket.name or object.key: {exc}") from exc
+
+
+def is_bare_event(payload: dict[str, Any]) -> bool:
+    return "detail-type" in payload and "source" in payload and "job" not in payload
+
+
+def s3_matches(spec: JobSpec, obj: S3Object) -> bool:
+    return (
+        spec.s3_bucket is not None
+        and spec.s3_bucket == obj.bucket
+        and obj.key.startswith(spec.s3_prefix)
+        and obj.key.endswith(spec.s3_suffix)
+    )
+
+
+def route(event: EventBridgeModel, raw: dict[str, Any], specs: list[JobSpec]) -> list[DispatchRequest]:
+    """Requests for every job a bare event triggers: S3 uploads by bucket/prefix/suffix, others by pattern."""
+    requests: list[DispatchRequest] = []
+    if event.source == "aws.s3" and event.detail_type == "Object Created":
+        probe = DispatchRequest(job="probe", trigger=Trigger.S3, event=event)
+        obj = probe.s3_object()
+        assert obj is not None
+        requests += [
+            DispatchRequest(job=spec.name, trigger=Trigger.S3, event=event) for spec in specs if s3_matches(spec, obj)
+        ]
+    requests += [
+        DispatchRequest(job=spec.name, trigger=Trigger.EVENT, event=event)
+        for spec in specs
+        if spec.event_pattern and matches(spec.event_pattern, raw)
+    ]
+    return requests
+
+
+def requests_from(body: str | dict[str, Any], all_specs: Callable[[], list[JobSpec]]) -> list[DispatchRequest]:
+    """Parse one dispatch-queue body (or a direct invocation payload) into requests.
+
+    Raises :class:`PermanentError` with a readable reason for anything that can never succeed.
+    """
+    try:
+        payload = json.loads(body) if isinstance(body, str) else body
+    except json.JSONDecodeError as exc:
+        raise PermanentError(f"body is not JSON: {exc.msg} at position {exc.pos}") from exc
+    if not isinstance(payload, dict):
+        raise PermanentError(f"body must be a JSON object, got {type(payload).__name__}")
+    try:
+        if is_bare_event(payload):
+            event = EventBridgeModel.model_validate(payload)
+            requests = route(event, payload, all_specs())
+            if not requests:
+                raise PermanentError(f"no job matches event source={event.source!r} detail-type={event.detail_type!r}")
+            return requests
+        return [DispatchRequest.model_validate(payload)]
+    except ValidationError as exc:
+        raise PermanentError(f"invalid request: {describe(exc)}") from exc
+
+
+def describe(exc: ValidationError, limit: int = 3) -> str:
+    """A one-line summary of a pydantic error: where and what, for the first few problems."""
+    parts = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:limit]]
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

@@ -1,0 +1,114 @@
+"""Dispatcher Lambda: dispatch-queue batches (or one bare EventBridge event) → ECS RunTask, exactly once."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from taskrunner.adapters.ecs import EcsCluster
+from taskrunner.adapters.queues import Queues, queue_url_from_arn
+from taskrunner.adapters.registry import SsmRegistry
+from taskrunner.adapters.store import DynamoRunStore
+from taskrunner.domain.dispatch import Dispatcher, Outcome
+from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.jobs import InvalidJobSpec
+from taskrunner.domain.triggers import DispatchRequest, requests_from
+from taskrunner.observability import count, logger, metrics, tracer
+from taskrunner.settings import DispatcherSettings
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@dataclass(frozen=True)
+class Service:
+    settings: DispatcherSettings
+    registry: SsmRegistry
+    dispatcher: Dispatcher
+    queues: Queues
+
+
+@functools.cache
+def service() -> Service:
+    settings = DispatcherSettings.from_env()
+    registry = SsmRegistry(settings.registry_prefix)
+    store = DynamoRunStore(settings.runs_table, history_days=settings.run_history_days)
+    return Service(settings, registry, Dispatcher(registry, store, EcsCluster(), clock=time.time), Queues())
+
+
+def dispatch_all(body: str | dict[str, Any]) -> list[Outcome]:
+    """Every request in one body; raises PermanentError / TryLater for the body as a whole."""
+    svc = service()
+    outcomes = []
+    for request in requests_from(body, svc.registry.all):
+        outcomes.append(_dispatch(svc, request))
+    return outcomes
+
+
+def _dispatch(svc: Service, request: DispatchRequest) -> Outcome:
+    try:
+        outcome = svc.dispatcher.dispatch(request)
+    except InvalidJobSpec as exc:
+        raise PermanentError(f"invalid job spec for '{request.job}': {exc}") from exc
+    logger.set_correlation_id(outcome.run_id)
+    logger.info(
+        "dispatched",
+        job=request.job,
+        trigger=str(request.trigger),
+        result=str(outcome.result),
+        reason=outcome.reason,
+        task_arn=outcome.task_arn,
+        fallback=outcome.fallback,
+    )
+    count(
+        f"Runs{str(outcome.result).capitalize()}",
+        job=request.job,
+        reason=outcome.reason.split(":")[0] or "none",
+    )
+    return outcome
+
+
+def _dead_letter(body: str, reason: str, source: dict[str, str]) -> None:
+    svc = service()
+    svc.queues.dead_letter(svc.settings.dead_letter_queue_url, body, reason, source)
+    logger.warning("dead-lettered", extra={"reason": reason, **source})
+    count("DeadLettered", reason=reason.split(":", maxsplit=1)[0])
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        dispatch_all(record.body)
+    except PermanentError as exc:
+        # Acknowledged: the message now lives in the DLQ with its reason, on its first attempt.
+        _dead_letter(record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn})
+    except TryLater as exc:
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        delay = min(exc.delay_s * 2 ** (receive_count - 1), 900)
+        service().queues.retry_after(queue_url_from_arn(record.event_source_arn), record.receipt_handle, delay)
+        count("LaunchDeferred", reason=exc.reason.split(":")[0])
+        logger.info("try later", reason=exc.reason, delay_s=delay, receive_count=receive_count)
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+        return dict(response)
+    # A bare EventBridge event or request: `sam local invoke`, or a rule that targets the function.
+    try:
+        outcomes = dispatch_all(event)
+    except PermanentError as exc:
+        _dead_letter(json.dumps(event, default=str), str(exc), {"source": "direct-invoke"})
+        return {"dead_lettered": str(exc)}
+    return {"runs": [{"run_id": o.run_id, "result": str(o.result), "task_arn": o.task_arn} for o in outcomes]}

@@ -1,0 +1,24 @@
+"""Powertools Logger, Tracer and Metrics, wired once for every handler.
+
+Service name and namespace come from ``POWERTOOLS_SERVICE_NAME`` / ``POWERTOOLS_METRICS_NAMESPACE``
+(set in template.yaml's Globals), so the same module serves each function.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def count(name: str, value: float = 1, **dimensions: str) -> None:
+    """A metric with its own dimensions (job, reason), flushed at once as EMF."""
+    if not dimensions:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        return
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+        for key, dim in dimensions.items():
+            metric.add_dimension(name=key, value=dim[:250] or "none")

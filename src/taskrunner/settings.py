@@ -1,0 +1,37 @@
+"""One settings model per handler, validated from the function's environment on its first invocation.
+
+Resource names have no defaults: a function deployed without one fails at once with the name of
+the missing variable, instead of calling AWS with an empty string.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+class HandlerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate(dict(env))
+        except ValidationError as exc:
+            missing = [str(e["loc"][0]) for e in exc.errors()]
+            raise SettingsError(f"{cls.__name__}: missing or invalid environment variables: {missing}") from exc
+
+
+class DispatcherSettings(HandlerSettings):
+    runs_table: str = Field(alias="RUNS_TABLE", min_length=1)
+    registry_prefix: str = Field(alias="REGISTRY_PREFIX", pattern=r"^/")
+    dead_letter_queue_url: str = Field(alias="DISPATCH_DLQ_URL", min_length=1)
+    run_history_days: int = Field(alias="RUN_HISTORY_DAYS", ge=1, le=3650)
