@@ -129,6 +129,11 @@ class JobSpec(BaseModel):
     #: An EventBridge event pattern (the job's own rule uses it; bare events are routed with it too).
     event_pattern: dict[str, Any] | None = None
 
+    #: Environment of every run (the Dispatcher passes it as container overrides).
+    environment: dict[str, str] = Field(default_factory=dict)
+    #: ``taskrunner local`` runs this command in place of the image.
+    local_command: str = ""
+
     queue_mode: QueueMode = QueueMode.NONE
     queue_url: str | None = None
     service: str | None = None

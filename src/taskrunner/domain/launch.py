@@ -23,7 +23,7 @@ def capacity_strategy(capacity: Capacity, *, fallback: bool = False) -> list[dic
 
 
 def task_environment(spec: JobSpec, run: Run, request: DispatchRequest) -> list[dict[str, str]]:
-    env = {
+    env = dict(spec.environment) | {
         "TASKRUNNER_JOB": spec.name,
         "TASKRUNNER_RUN_ID": run.run_id,
         "TASKRUNNER_ATTEMPT": str(run.attempt),
