@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+# Attempts default to botocore's 3 for this mode; AWS_MAX_ATTEMPTS tunes them per function without a code change.
 RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 6},
+    retries={"mode": "adaptive"},
     connect_timeout=5,
     read_timeout=20,
     user_agent_extra="taskrunner",

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -63,7 +63,7 @@ def _optional_number(value: Any) -> Any:
 
 CsvList = Annotated[list[str], BeforeValidator(_split_csv)]
 IntList = Annotated[list[int], BeforeValidator(_split_ints)]
-OptionalSeconds = Annotated[int | None, BeforeValidator(_optional_number), Field(default=None, ge=1)]
+OptionalSeconds = Annotated[PositiveInt | None, BeforeValidator(_optional_number)]
 
 
 class RetryPolicy(BaseModel):
@@ -118,9 +118,9 @@ class JobSpec(BaseModel):
     platform_version: str = "LATEST"
 
     overlap: Overlap = Overlap.ALLOW
-    starting_deadline_s: OptionalSeconds
+    starting_deadline_s: OptionalSeconds = None
     max_concurrency: int | None = Field(default=None, ge=1)
-    timeout_s: OptionalSeconds
+    timeout_s: OptionalSeconds = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
     s3_bucket: str | None = None

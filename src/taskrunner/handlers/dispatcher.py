@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -101,11 +102,13 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
+        metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=len(event["Records"]))
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
         return dict(response)
     # A bare EventBridge event or request: `sam local invoke`, or a rule that targets the function.
+    metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=1)
     try:
         outcomes = dispatch_all(event)
     except PermanentError as exc:

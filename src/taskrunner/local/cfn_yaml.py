@@ -8,22 +8,8 @@ from typing import Any
 import yaml
 
 _SHORT_FORMS = [
-    "Base64",
-    "Cidr",
-    "FindInMap",
-    "GetAZs",
-    "ImportValue",
-    "Join",
-    "Select",
-    "Split",
-    "Sub",
-    "Transform",
-    "If",
-    "Not",
-    "Equals",
-    "And",
-    "Or",
-    "ToJsonString",
+    *("Base64", "Cidr", "FindInMap", "GetAZs", "ImportValue", "Join", "Select", "Split", "Sub"),
+    *("Transform", "If", "Not", "Equals", "And", "Or", "ToJsonString"),
 ]
 
 

@@ -6,6 +6,7 @@ Each patch names the moto behaviour it corrects; real CloudFormation needs none 
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from moto.events.models import Rule
@@ -19,8 +20,6 @@ def apply() -> None:
 def _event_pattern_as_string() -> None:
     """moto JSON-encodes ``AWS::Events::Rule.EventPattern`` even when the template gives a JSON string
     (CloudFormation accepts both); decode a string first so it is not encoded twice."""
-    import json
-
     original = Rule.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
     def create(cls: type[Rule], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Rule:

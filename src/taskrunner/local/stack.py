@@ -27,7 +27,7 @@ ARTIFACT_BUCKET = "taskrunner-local-artifacts"
 REGION = "us-east-1"
 
 
-class _NoManagedPolicies(ManagedPolicyLoader):
+class _NoManagedPolicies(ManagedPolicyLoader):  # type: ignore[misc]
     """The templates name managed policies by ARN only, so no IAM lookup is needed."""
 
     def __init__(self) -> None:
@@ -82,7 +82,8 @@ def package(template: dict[str, Any], base: Path, s3: Any, bucket: str = ARTIFAC
 
 
 def sam_transform(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
-    return transform(template, parameters, _NoManagedPolicies())
+    transformed: dict[str, Any] = transform(template, parameters, _NoManagedPolicies())
+    return transformed
 
 
 def deploy(
@@ -117,10 +118,8 @@ def network(endpoint_url: str) -> dict[str, str]:
     """A VPC with two subnets in the embedded AWS: the parameters a real deployment takes from the user."""
     ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint_url)
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
-            "SubnetId"
-        ]
-        for i, az in enumerate("ab")
-    ]
+    subnets = []
+    for i, az in enumerate("ab"):
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=f"{REGION}{az}")
+        subnets.append(subnet["Subnet"]["SubnetId"])
     return {"VpcId": vpc, "Subnets": ",".join(subnets)}

@@ -1,0 +1,112 @@
+"""Run a Lambda handler in-process the way Lambda would: its handler string, its own environment, a context.
+
+This is what ``taskrunner invoke`` and local mode use instead of ``sam local invoke`` (which needs
+Docker). The function's environment is read back from the deployed function, so it is exactly what
+the template gave it, resource names resolved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from taskrunner.adapters import clients
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of a Lambda context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    timeout_s: int = 30
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_s * 1000
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    name: str
+    handler: str
+    environment: dict[str, str]
+    timeout_s: int
+    memory_mb: int
+    arn: str
+
+
+def deployed_function(function_name: str, lambda_client: Any | None = None) -> DeployedFunction:
+    config = (lambda_client or boto3.client("lambda")).get_function_configuration(FunctionName=function_name)
+    return DeployedFunction(
+        name=config["FunctionName"],
+        handler=config["Handler"],
+        environment={k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()},
+        timeout_s=int(config.get("Timeout", 30)),
+        memory_mb=int(config.get("MemorySize", 512)),
+        arn=config["FunctionArn"],
+    )
+
+
+def resolve(handler: str) -> Callable[[Any, Any], Any]:
+    """``taskrunner.handlers.dispatcher.handler`` → the function object."""
+    module_name, _, attr = handler.rpartition(".")
+    module = importlib.import_module(module_name)
+    fn: Callable[[Any, Any], Any] = getattr(module, attr)
+    return fn
+
+
+def _reset_containers() -> None:
+    """A new environment is a new container: drop per-container caches (clients, settings, services)."""
+    clients.client.cache_clear()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("taskrunner.handlers.") and hasattr(getattr(module, "service", None), "cache_clear"):
+            module.service.cache_clear()
+
+
+_warm_env: dict[str, str] | None = None
+
+
+@contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Apply a function's environment; reuse the warm container when the environment is the last one."""
+    global _warm_env  # noqa: PLW0603 - one warm container per process, like one Lambda execution environment
+    saved = dict(os.environ)
+    os.environ.update(env)
+    if _warm_env != dict(env):
+        _reset_containers()
+        _warm_env = dict(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def invoke(function: DeployedFunction, event: Any, extra_env: Mapping[str, str] | None = None) -> Any:
+    env = {
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        **function.environment,
+        **(extra_env or {}),
+    }
+    context = LambdaContext(
+        function_name=function.name,
+        memory_limit_in_mb=function.memory_mb,
+        invoked_function_arn=function.arn,
+        timeout_s=function.timeout_s,
+    )
+    with environment(env):
+        return resolve(function.handler)(event, context)
