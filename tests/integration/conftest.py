@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
+from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.local.esm import EventSourceMapping
 from taskrunner.local.invoke import DeployedFunction, deployed_function, invoke
 from taskrunner.local.server import embedded_aws
@@ -75,8 +76,6 @@ class Stack:
             )
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        from taskrunner.adapters.store import DynamoRunStore
-
         found = DynamoRunStore(self.outputs["RunsTableName"], self.client("dynamodb")).get(run_id)
         return found.model_dump(mode="json") if found else None
 
