@@ -1,5 +1,6 @@
 # taskrunner — the README's two commands are `make demo` and `make test`.
 SHELL := /bin/bash
+export SAM_CLI_TELEMETRY := 0
 .DEFAULT_GOAL := help
 
 # Python 3.13 is the Lambda runtime and the project's Python. pyenv has it on our machines;

@@ -37,7 +37,7 @@ def test_upload_launches_thumbnails_once_in_either_form(stack: Stack, name: str)
     assert env["TASKRUNNER_S3_BUCKET"] == EXAMPLE_BUCKET
     assert env["TASKRUNNER_S3_KEY"] == "uploads/images/cat.jpg"
     assert env["TASKRUNNER_RUN_ID"] == rid
-    assert stack.run(rid)["status"] in {"PENDING", "RUNNING"}  # type: ignore[index]
+    assert stack.run_record(rid)["status"] in {"PENDING", "RUNNING"}  # type: ignore[index]
 
 
 @pytest.mark.parametrize("name", ["order-placed.json", "order-placed.sqs.json"])
@@ -45,7 +45,7 @@ def test_custom_event_pattern_launches_order_audit(stack: Stack, name: str) -> N
     stack.invoke("DispatchFunctionName", load_event(name))
     rid = run_id("order-audit", Trigger.EVENT, event=load_event("order-placed.json"))
 
-    run = stack.run(rid)
+    run = stack.run_record(rid)
 
     assert run is not None
     assert run["task_arn"].startswith("arn:aws:ecs:")
@@ -57,7 +57,7 @@ def test_custom_event_pattern_launches_order_audit(stack: Stack, name: str) -> N
 def test_late_schedule_tick_is_recorded_missed_not_run(stack: Stack, name: str) -> None:
     """The sample tick is for 05:00 today; nightly-report's starting deadline is 600 s, so it is long missed."""
     stack.invoke("DispatchFunctionName", load_event(name))
-    run = stack.run(run_id("nightly-report", Trigger.SCHEDULE, scheduled_at="2026-11-26T05:00:00Z"))
+    run = stack.run_record(run_id("nightly-report", Trigger.SCHEDULE, scheduled_at="2026-11-26T05:00:00Z"))
 
     assert run is not None
     assert run["status"] == "MISSED"
@@ -70,7 +70,7 @@ def test_manual_run_launches_with_its_environment(stack: Stack, name: str) -> No
     stack.invoke("DispatchFunctionName", load_event(name))
     rid = run_id("nightly-report", Trigger.MANUAL, request_id="c0ffee00-1234-4bcd-9f00-000000000001")
 
-    env = env_of(stack.task(stack.run(rid)["task_arn"]))  # type: ignore[index]
+    env = env_of(stack.task(stack.run_record(rid)["task_arn"]))  # type: ignore[index]
 
     assert env["REPORT_DATE"] == "2026-11-25"
     assert env["TASKRUNNER_TRIGGER"] == "manual"
@@ -91,4 +91,4 @@ def test_mixed_batch_dead_letters_the_bad_record_and_launches_the_good_one(stack
     assert any("unknown job 'no-such-job'" in r for r in reasons)
     assert any(json.loads(m["Body"])["job"] == "no-such-job" for m in messages)
     rid = run_id("thumbnails", Trigger.S3, event=load_event("s3-object-created.json"))
-    assert stack.run(rid) is not None
+    assert stack.run_record(rid) is not None

@@ -66,12 +66,12 @@ def test_redelivered_event_launches_once_even_days_later(stack: Stack, ecs_calls
     body = {"job": "order-audit", "trigger": "event", "event": event}
     stack.submit(body, body)
     stack.dispatch_queue().drain()
-    stack.client("ecs").stop_task(cluster=stack.outputs["ClusterName"], task=stack.run(rid(body))["task_arn"])  # type: ignore[index]
+    stack.client("ecs").stop_task(cluster=stack.outputs["ClusterName"], task=stack.run_record(rid(body))["task_arn"])  # type: ignore[index]
     stack.submit(body)
     stack.dispatch_queue().drain()
 
     assert len(ecs_calls.run_task_requests) == 1
-    assert stack.run(rid(body))["status"] == "PENDING"  # type: ignore[index]
+    assert stack.run_record(rid(body))["status"] == "PENDING"  # type: ignore[index]
 
 
 def test_forbid_skips_a_tick_while_a_run_is_active_and_records_why(stack: Stack) -> None:
@@ -81,8 +81,8 @@ def test_forbid_skips_a_tick_while_a_run_is_active_and_records_why(stack: Stack)
     stack.submit(second)
     stack.dispatch_queue().drain()
 
-    assert stack.run(rid(first))["status"] == "PENDING"  # type: ignore[index]
-    skipped = stack.run(rid(second))
+    assert stack.run_record(rid(first))["status"] == "PENDING"  # type: ignore[index]
+    skipped = stack.run_record(rid(second))
     assert skipped is not None
     assert skipped["status"] == "SKIPPED"
     assert skipped["reason"].startswith("overlap-forbid")
@@ -93,13 +93,13 @@ def test_forbid_runs_again_once_the_active_run_stopped(stack: Stack) -> None:
     first = manual("nightly-report")
     stack.submit(first)
     stack.dispatch_queue().drain()
-    stack.client("ecs").stop_task(cluster=stack.outputs["ClusterName"], task=stack.run(rid(first))["task_arn"])  # type: ignore[index]
+    stack.client("ecs").stop_task(cluster=stack.outputs["ClusterName"], task=stack.run_record(rid(first))["task_arn"])  # type: ignore[index]
 
     second = manual("nightly-report")
     stack.submit(second)
     stack.dispatch_queue().drain()
 
-    assert stack.run(rid(second))["status"] == "PENDING"  # type: ignore[index]
+    assert stack.run_record(rid(second))["status"] == "PENDING"  # type: ignore[index]
 
 
 @pytest.fixture
@@ -120,8 +120,8 @@ def test_replace_stops_the_active_run_then_starts_the_new_one(stack: Stack, repl
     stack.submit(second)
     stack.dispatch_queue().drain()
 
-    old = stack.task(stack.run(rid(first))["task_arn"])  # type: ignore[index]
-    new = stack.task(stack.run(rid(second))["task_arn"])  # type: ignore[index]
+    old = stack.task(stack.run_record(rid(first))["task_arn"])  # type: ignore[index]
+    new = stack.task(stack.run_record(rid(second))["task_arn"])  # type: ignore[index]
     assert old["desiredStatus"] == "STOPPED"
     assert "replaced by run" in old["stoppedReason"]
     assert new["desiredStatus"] == "RUNNING"
@@ -138,7 +138,7 @@ def test_spot_capacity_failure_falls_back_to_on_demand(stack: Stack) -> None:
 
     providers = [r["capacityProviderStrategy"][0]["capacityProvider"] for r in faults.run_task_requests]
     assert providers == ["FARGATE_SPOT", "FARGATE"]
-    assert stack.task(stack.run(rid(body))["task_arn"])["capacityProviderName"] == "FARGATE"  # type: ignore[index]
+    assert stack.task(stack.run_record(rid(body))["task_arn"])["capacityProviderName"] == "FARGATE"  # type: ignore[index]
 
 
 def test_throttled_launch_returns_the_message_and_launches_on_redelivery(stack: Stack) -> None:
@@ -154,13 +154,13 @@ def test_throttled_launch_returns_the_message_and_launches_on_redelivery(stack: 
 
     assert delivery.failed == 1
     assert faults.injected["throttle"] >= 2  # botocore retried before giving up
-    assert stack.run(rid(body))["status"] == "CLAIMED"  # type: ignore[index]
+    assert stack.run_record(rid(body))["status"] == "CLAIMED"  # type: ignore[index]
     sqs = stack.client("sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=stack.outputs["DispatchQueueUrl"], AttributeNames=["All"])["Attributes"]
     assert attrs["ApproximateNumberOfMessagesNotVisible"] == "1"
 
     stack.invoke("DispatchFunctionName", body)  # the redelivery, without waiting out the back-off
-    assert stack.run(rid(body))["status"] == "PENDING"  # type: ignore[index]
+    assert stack.run_record(rid(body))["status"] == "PENDING"  # type: ignore[index]
 
 
 class _DiesAfterLaunch(DynamoRunStore):
@@ -191,4 +191,4 @@ def test_lambda_dying_between_run_task_and_record_write_never_launches_twice(sta
     assert outcome.result is Result.ADOPTED
     started = [t for t in stack.tasks(family="taskrunner-order-audit") if t["startedBy"] == outcome.run_id]
     assert len(started) == 1
-    assert stack.run(outcome.run_id)["task_arn"] == started[0]["taskArn"]  # type: ignore[index]
+    assert stack.run_record(outcome.run_id)["task_arn"] == started[0]["taskArn"]  # type: ignore[index]

@@ -7,24 +7,33 @@ RunTask calls slows down under throttling instead of failing; we never loop on t
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-# Attempts default to botocore's 3 for this mode; AWS_MAX_ATTEMPTS tunes them per function without a code change.
-RETRY_CONFIG = Config(
-    retries={"mode": "adaptive"},
-    connect_timeout=5,
-    read_timeout=20,
-    user_agent_extra="taskrunner",
-)
+
+def retry_config() -> Config:
+    """Adaptive retries unless ``AWS_RETRY_MODE`` (botocore's own setting) says otherwise.
+
+    Attempts default to botocore's 3 for this mode; ``AWS_MAX_ATTEMPTS`` tunes them without a code change.
+    """
+    mode = os.environ.get("AWS_RETRY_MODE", "adaptive")
+    if mode not in {"adaptive", "standard", "legacy"}:
+        raise ValueError(f"AWS_RETRY_MODE must be adaptive, standard or legacy, not {mode!r}")
+    return Config(
+        retries={"mode": mode},  # type: ignore[arg-type]
+        connect_timeout=5,
+        read_timeout=20,
+        user_agent_extra="taskrunner",
+    )
 
 
 @functools.cache
 def client(service: str) -> Any:
-    """A cached client; ``AWS_ENDPOINT_URL`` (local mode, tests) is honoured by botocore itself."""
-    return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+    """A cached client per container; ``AWS_ENDPOINT_URL`` (local mode, tests) is honoured by botocore itself."""
+    return boto3.client(service, config=retry_config())  # type: ignore[call-overload]
 
 
 def error_code(exc: Exception) -> str:

@@ -21,7 +21,7 @@ from taskrunner.domain.jobs import Capacity, JobSpec
 from taskrunner.domain.launch import run_task_request, summarize_failures
 from taskrunner.domain.ports import ClaimKind, Cluster, Registry, RunStore
 from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_detail, run_id_for
-from taskrunner.domain.schedule import Action, admit
+from taskrunner.domain.schedule import Action, admit, needs_active_tasks
 from taskrunner.domain.triggers import DispatchRequest
 
 #: ECS ``failures[].reason`` values that mean "no capacity right now", not "this request is wrong".
@@ -94,7 +94,11 @@ class Dispatcher:
             self.store.update(run_id, RunStatus.PENDING, task_arn=adopted[0], reason="adopted after lost record")
             return Outcome(Result.ADOPTED, run_id, task_arn=adopted[0])
 
-        active = self.cluster.active_tasks(spec.cluster, family_of(spec.task_definition))
+        active = (
+            self.cluster.active_tasks(spec.cluster, family_of(spec.task_definition))
+            if needs_active_tasks(spec, request)
+            else []
+        )
         admission = admit(spec, request, stamp, active)
         if admission.action is Action.SKIP:
             missed = admission.reason.startswith("missed")

@@ -36,6 +36,15 @@ class Admission:
 TICK_TRIGGERS = frozenset({Trigger.SCHEDULE, Trigger.MANUAL})
 
 
+def needs_active_tasks(spec: JobSpec, request: DispatchRequest) -> bool:
+    """Whether admission depends on the job's active tasks; if not, the ListTasks call is skipped.
+
+    An upload burst for a job with no concurrency cap then costs one ECS call per event (RunTask), not two.
+    """
+    tick_policy = request.trigger in TICK_TRIGGERS and spec.overlap is not Overlap.ALLOW
+    return tick_policy or spec.max_concurrency is not None
+
+
 def admit(spec: JobSpec, request: DispatchRequest, now: datetime, active_tasks: list[str]) -> Admission:
     """Decide from the job's policy, the request and the job's tasks that are not yet stopped."""
     if request.trigger is Trigger.SCHEDULE and spec.starting_deadline_s is not None:

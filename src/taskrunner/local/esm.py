@@ -58,6 +58,7 @@ class EventSourceMapping:
         function: DeployedFunction,
         batch_size: int = 10,
         wait_time_s: int = 0,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -65,6 +66,7 @@ class EventSourceMapping:
         self.function = function
         self.batch_size = batch_size
         self.wait_time_s = wait_time_s
+        self.extra_env = extra_env or {}
 
     def poll_once(self) -> Delivery:
         messages = self.sqs.receive_message(
@@ -77,7 +79,7 @@ class EventSourceMapping:
         if not messages:
             return Delivery(0, 0, None)
         try:
-            response = invoke(self.function, sqs_event(messages, self.queue_arn))
+            response = invoke(self.function, sqs_event(messages, self.queue_arn), self.extra_env)
         except Exception:
             return Delivery(len(messages), len(messages), None)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
