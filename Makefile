@@ -14,7 +14,7 @@ SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CFN_LINT := $(UV) tool run --from cfn-lint==1.58.0 cfn-lint
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: help install lint typecheck test test-unit test-integration test-template test-e2e \
+.PHONY: help install build lint typecheck test test-unit test-integration test-template test-e2e \
         template-checks demo bench requirements clean
 
 help:  ## list the targets
@@ -28,8 +28,15 @@ $(VENV)/.installed: pyproject.toml uv.lock
 
 install: $(VENV)/.installed  ## create .venv with the project, the CLI and the dev tools
 
-requirements: install  ## export the Lambda runtime requirements from the lock
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header -o src/requirements.txt >/dev/null
+# What the python3.13 Lambda runtime already provides is left out of the function package.
+RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath python-dateutil six urllib3
+
+requirements: install  ## export the Lambda runtime requirements from the lock (src/requirements.txt)
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate \
+		$(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) -o src/requirements.txt >/dev/null
+
+build: requirements  ## sam build (pip, no container) into .aws-sam/
+	PYTHON=$(PYTHON) $(SAM) build --template template.yaml
 
 lint: install  ## ruff and mypy (strict on src/)
 	$(RUN)/ruff check src tests benchmarks examples

@@ -7,7 +7,7 @@ Service name and namespace come from ``POWERTOOLS_SERVICE_NAME`` / ``POWERTOOLS_
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 
 logger = Logger()
 tracer = Tracer()
@@ -22,3 +22,14 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
         for key, dim in dimensions.items():
             metric.add_dimension(name=key, value=dim[:250] or "none")
+
+
+def emit(values: dict[str, float | None], **dimensions: str) -> None:
+    """Several metrics sharing one set of dimensions (a job's backlog, in flight, desired ...) as one EMF blob."""
+    batch = EphemeralMetrics(namespace=metrics.namespace)
+    for key, dim in dimensions.items():
+        batch.add_dimension(name=key, value=dim[:250] or "none")
+    for name, value in values.items():
+        if value is not None:
+            batch.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    batch.flush_metrics()

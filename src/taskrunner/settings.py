@@ -35,3 +35,12 @@ class DispatcherSettings(HandlerSettings):
     registry_prefix: str = Field(alias="REGISTRY_PREFIX", pattern=r"^/")
     dead_letter_queue_url: str = Field(alias="DISPATCH_DLQ_URL", min_length=1)
     run_history_days: int = Field(alias="RUN_HISTORY_DAYS", ge=1, le=3650)
+
+
+class ScalerSettings(HandlerSettings):
+    registry_prefix: str = Field(alias="REGISTRY_PREFIX", pattern=r"^/")
+    state_table: str = Field(alias="SCALER_STATE_TABLE", min_length=1)
+    #: Observe every this many seconds within one invocation (a first message gets a launch within it).
+    interval_s: float = Field(alias="SCALER_INTERVAL_S", gt=0, le=60)
+    #: Stop starting rounds after this many seconds, so a minute's invocations never overlap.
+    window_s: float = Field(alias="SCALER_WINDOW_S", gt=0, le=840)

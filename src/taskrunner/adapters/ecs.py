@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from taskrunner.adapters.clients import client, error_code, is_transient
 from taskrunner.domain.errors import PermanentError, TryLater
-from taskrunner.domain.ports import LaunchResult
+from taskrunner.domain.ports import LaunchResult, ServiceCounts
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -50,6 +50,23 @@ class EcsCluster:
         for status in ("RUNNING", "STOPPED"):
             arns += self._list(cluster=cluster, startedBy=started_by, desiredStatus=status)
         return arns
+
+    def describe(self, cluster: str, services: list[str]) -> dict[str, ServiceCounts]:
+        """DescribeServices in batches of 10 (its limit); a failed batch leaves its services out."""
+        counts: dict[str, ServiceCounts] = {}
+        for start in range(0, len(services), 10):
+            try:
+                response = self.ecs.describe_services(cluster=cluster, services=services[start : start + 10])
+            except (ClientError, BotoCoreError):
+                continue
+            for svc in response.get("services", []):
+                counts[svc["serviceName"]] = ServiceCounts(
+                    svc.get("runningCount", 0), svc.get("pendingCount", 0), svc.get("desiredCount", 0)
+                )
+        return counts
+
+    def set_desired(self, cluster: str, service: str, desired: int) -> None:
+        self.ecs.update_service(cluster=cluster, service=service, desiredCount=desired)
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         try:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from taskrunner.adapters.clients import client
+from taskrunner.domain.ports import QueueDepth
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
 
 MAX_VISIBILITY_S = 43_200
+DEPTH_ATTRIBUTES: tuple[QueueAttributeFilterType, ...] = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
 
 
 def queue_url_from_arn(arn: str) -> str:
@@ -46,6 +55,15 @@ class Queues:
             ReceiptHandle=receipt_handle,
             VisibilityTimeout=max(0, min(delay_s, MAX_VISIBILITY_S)),
         )
+
+    def depth(self, queue_url: str) -> QueueDepth | None:
+        """Live depth (not CloudWatch's 1-minute metric); None when the call fails, so scaling holds."""
+        try:
+            response = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(DEPTH_ATTRIBUTES))
+            attrs: dict[str, str] = {str(k): v for k, v in response["Attributes"].items()}
+        except (ClientError, BotoCoreError):
+            return None
+        return QueueDepth(*(int(attrs.get(name, 0)) for name in DEPTH_ATTRIBUTES))
 
     def send(self, queue_url: str, body: str, delay_s: int = 0) -> str:
         response = self.sqs.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=min(delay_s, 900))

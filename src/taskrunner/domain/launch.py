@@ -41,21 +41,11 @@ def task_environment(spec: JobSpec, run: Run, request: DispatchRequest) -> list[
     return [{"name": name, "value": value} for name, value in env.items()]
 
 
-def run_task_request(spec: JobSpec, run: Run, request: DispatchRequest, *, fallback: bool = False) -> dict[str, Any]:
-    """Keyword arguments for ``ecs.run_task``."""
-    tags = {
-        "taskrunner:job": spec.name,
-        "taskrunner:run-id": run.run_id,
-        "taskrunner:trigger": str(run.trigger),
-    }
+def _base_request(spec: JobSpec, *, fallback: bool, tags: dict[str, str]) -> dict[str, Any]:
     return {
         "cluster": spec.cluster,
         "taskDefinition": spec.task_definition,
-        "count": 1,
-        "startedBy": run.run_id,
         "group": f"taskrunner:{spec.name}",
-        # ECS dedups on (cluster, token) for 24 h; the fallback attempt is a different request.
-        "clientToken": client_token(run.run_id, run.attempt) + ("-od" if fallback else ""),
         "capacityProviderStrategy": capacity_strategy(spec.capacity, fallback=fallback),
         "platformVersion": spec.platform_version,
         "networkConfiguration": {
@@ -67,10 +57,36 @@ def run_task_request(spec: JobSpec, run: Run, request: DispatchRequest, *, fallb
         },
         "enableECSManagedTags": True,
         "propagateTags": "TASK_DEFINITION",
-        "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        "tags": [{"key": k, "value": v} for k, v in ({"taskrunner:job": spec.name} | tags).items()],
+    }
+
+
+def run_task_request(spec: JobSpec, run: Run, request: DispatchRequest, *, fallback: bool = False) -> dict[str, Any]:
+    """Keyword arguments for ``ecs.run_task`` for one attempt of one run."""
+    tags = {"taskrunner:run-id": run.run_id, "taskrunner:trigger": str(run.trigger)}
+    return _base_request(spec, fallback=fallback, tags=tags) | {
+        "count": 1,
+        "startedBy": run.run_id,
+        # ECS dedups on (cluster, token) for 24 h; the fallback attempt is a different request.
+        "clientToken": client_token(run.run_id, run.attempt) + ("-od" if fallback else ""),
         "overrides": {
             "containerOverrides": [{"name": spec.container, "environment": task_environment(spec, run, request)}]
         },
+    }
+
+
+#: RunTask launches at most 10 tasks per call.
+MAX_TASKS_PER_CALL = 10
+
+
+def worker_task_request(spec: JobSpec, count: int, token: str) -> dict[str, Any]:
+    """Per-message mode: ``count`` (≤10) workers that drain the job's queue and exit."""
+    if not 1 <= count <= MAX_TASKS_PER_CALL:
+        raise ValueError(f"RunTask launches 1-{MAX_TASKS_PER_CALL} tasks per call, not {count}")
+    return _base_request(spec, fallback=False, tags={"taskrunner:trigger": "queue"}) | {
+        "count": count,
+        "startedBy": f"taskrunner-scaler-{spec.name}"[:128],
+        "clientToken": token[:64],
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from taskrunner.domain.jobs import JobSpec
 from taskrunner.domain.runs import Run, RunStatus
@@ -51,6 +51,18 @@ class LaunchResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
+class QueueDepth(NamedTuple):
+    visible: int
+    in_flight: int
+    delayed: int
+
+
+class ServiceCounts(NamedTuple):
+    running: int
+    pending: int
+    desired: int
+
+
 class Cluster(Protocol):
     def run_task(self, request: dict[str, Any]) -> LaunchResult:
         """RunTask; raises TryLater on throttling or 5xx after botocore's retries, PermanentError on 4xx."""
@@ -63,3 +75,21 @@ class Cluster(Protocol):
     def tasks_started_by(self, cluster: str, started_by: str) -> list[str]: ...
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None: ...
+
+
+class Services(Protocol):
+    def describe(self, cluster: str, services: list[str]) -> dict[str, ServiceCounts]:
+        """Counts for the services found; a missing or failed one is absent (scaling holds it)."""
+        ...
+
+    def set_desired(self, cluster: str, service: str, desired: int) -> None: ...
+
+
+class Depths(Protocol):
+    def depth(self, queue_url: str) -> QueueDepth | None: ...
+
+
+class StateStore(Protocol):
+    def load(self, job: str) -> dict[str, Any] | None: ...
+
+    def save(self, job: str, state: dict[str, Any]) -> None: ...

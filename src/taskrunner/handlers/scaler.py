@@ -1,0 +1,98 @@
+"""Scaler Lambda: runs every minute and observes every ≤15 s within it, scaling each queue job."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from taskrunner.adapters.ecs import EcsCluster
+from taskrunner.adapters.queues import Queues
+from taskrunner.adapters.registry import SsmRegistry
+from taskrunner.adapters.state import DynamoStateStore
+from taskrunner.domain.autoscale import Autoscaler, JobRound
+from taskrunner.observability import count, emit, logger, metrics, tracer
+from taskrunner.settings import ScalerSettings
+
+
+@dataclass(frozen=True)
+class Service:
+    settings: ScalerSettings
+    autoscaler: Autoscaler
+
+
+@functools.cache
+def service() -> Service:
+    settings = ScalerSettings.from_env()
+    ecs = EcsCluster()
+    autoscaler = Autoscaler(
+        SsmRegistry(settings.registry_prefix, max_age_s=int(settings.interval_s)),
+        Queues(),
+        ecs,
+        ecs,
+        DynamoStateStore(settings.state_table),
+        clock=time.time,
+        sleep=time.sleep,
+    )
+    return Service(settings, autoscaler)
+
+
+def report(result: JobRound) -> None:
+    obs, decision = result.observation, result.decision
+    emit(
+        {
+            "Backlog": obs.visible,
+            "InFlight": obs.in_flight,
+            "Running": obs.running,
+            "Desired": decision.desired,
+            "Launched": result.launched,
+        },
+        job=result.job,
+    )
+    count("ScalingDecisions", job=result.job, reason=decision.reason)
+    if result.error:
+        count("ScalingErrors", job=result.job)
+        logger.error("scaling not applied", job=result.job, error=result.error, desired=decision.desired)
+    elif result.applied:
+        logger.info(
+            "scaled", job=result.job, reason=decision.reason, desired=decision.desired, launched=result.launched
+        )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    svc = service()
+    # `{"rounds": N}` limits an invocation (taskrunner invoke, tests); a schedule sends no such field.
+    max_rounds = int(event.get("rounds", 0)) if isinstance(event, dict) else 0
+    started, rounds, results = time.monotonic(), 0, []
+    while True:
+        round_started = time.monotonic()
+        results = svc.autoscaler.round()
+        for result in results:
+            report(result)
+        rounds += 1
+        elapsed = time.monotonic() - started
+        if (max_rounds and rounds >= max_rounds) or elapsed + svc.settings.interval_s > svc.settings.window_s:
+            break
+        if context.get_remaining_time_in_millis() / 1000 < svc.settings.interval_s * 2:
+            break
+        time.sleep(max(0.0, svc.settings.interval_s - (time.monotonic() - round_started)))
+    metrics.add_metric(name="ScalerRounds", unit=MetricUnit.Count, value=rounds)
+    return {
+        "rounds": rounds,
+        "jobs": {
+            r.job: {
+                "desired": r.decision.desired,
+                "launched": r.launched,
+                "reason": r.decision.reason,
+                "error": r.error,
+            }
+            for r in results
+        },
+    }
