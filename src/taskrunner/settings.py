@@ -44,3 +44,14 @@ class ScalerSettings(HandlerSettings):
     interval_s: float = Field(alias="SCALER_INTERVAL_S", gt=0, le=60)
     #: Stop starting rounds after this many seconds, so a minute's invocations never overlap.
     window_s: float = Field(alias="SCALER_WINDOW_S", gt=0, le=840)
+
+
+class TrackerSettings(HandlerSettings):
+    runs_table: str = Field(alias="RUNS_TABLE", min_length=1)
+    registry_prefix: str = Field(alias="REGISTRY_PREFIX", pattern=r"^/")
+    run_history_days: int = Field(alias="RUN_HISTORY_DAYS", ge=1, le=3650)
+    cluster_arn: str = Field(alias="CLUSTER_ARN", pattern=r"^arn:aws[a-z-]*:ecs:")
+    dispatch_queue_url: str = Field(alias="DISPATCH_QUEUE_URL", min_length=1)
+    dispatch_queue_arn: str = Field(alias="DISPATCH_QUEUE_ARN", pattern=r"^arn:aws[a-z-]*:sqs:")
+    dead_letter_queue_url: str = Field(alias="TRACKER_DLQ_URL", min_length=1)
+    retry_scheduler_role_arn: str = Field(alias="RETRY_SCHEDULER_ROLE_ARN", pattern=r"^arn:aws[a-z-]*:iam:")

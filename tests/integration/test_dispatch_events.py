@@ -30,7 +30,7 @@ def test_upload_launches_thumbnails_once_in_either_form(stack: Stack, name: str)
     event = load_event("s3-object-created.json")
     rid = run_id("thumbnails", Trigger.S3, event=event)
 
-    tasks = [t for t in stack.tasks(status="RUNNING") + stack.tasks(status="STOPPED") if t["startedBy"] == rid]
+    tasks = [t for t in stack.tasks(status="RUNNING") + stack.tasks(status="STOPPED") if t["startedBy"] == f"{rid}-1"]
 
     assert len(tasks) == 1
     env = env_of(tasks[0])

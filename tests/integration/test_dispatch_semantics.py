@@ -53,7 +53,7 @@ def test_run_task_carries_task_definition_network_capacity_and_identity(stack: S
     assert vpc["assignPublicIp"] == "DISABLED"
     assert len(vpc["securityGroups"]) == 1
     assert vpc["securityGroups"][0].startswith("sg-")
-    assert request["startedBy"] == rid(body)
+    assert request["startedBy"] == f"{rid(body)}-1"
     assert request["clientToken"] == f"tr-{rid(body)}-1"
     assert {"key": "taskrunner:job", "value": "thumbnails"} in request["tags"]
 
@@ -168,11 +168,11 @@ class _DiesAfterLaunch(DynamoRunStore):
 
     died = False
 
-    def update(self, run_id: str, status: RunStatus, **fields: Any) -> None:
+    def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
         if status is RunStatus.PENDING and not self.died:
             self.died = True
             raise SystemExit("Lambda container killed")
-        super().update(run_id, status, **fields)
+        return super().update(run_id, status, attempt, **fields)
 
 
 def test_lambda_dying_between_run_task_and_record_write_never_launches_twice(stack: Stack) -> None:
@@ -189,6 +189,6 @@ def test_lambda_dying_between_run_task_and_record_write_never_launches_twice(sta
     outcome = Dispatcher(registry, store, cluster, clock=lambda: now[0]).dispatch(request)
 
     assert outcome.result is Result.ADOPTED
-    started = [t for t in stack.tasks(family="taskrunner-order-audit") if t["startedBy"] == outcome.run_id]
+    started = [t for t in stack.tasks(family="taskrunner-order-audit") if t["startedBy"] == f"{outcome.run_id}-1"]
     assert len(started) == 1
     assert stack.run_record(outcome.run_id)["task_arn"] == started[0]["taskArn"]  # type: ignore[index]

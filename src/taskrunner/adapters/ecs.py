@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskrunner.adapters.clients import client, error_code, is_transient
-from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.errors import LaunchRejected, TryLater
 from taskrunner.domain.ports import LaunchResult, ServiceCounts
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class EcsCluster:
             # botocore's adaptive retries have already spent their attempts on throttling and 5xx.
             if is_transient(exc):
                 raise TryLater(f"RunTask {error_code(exc)} after retries", delay_s=30) from exc
-            raise PermanentError(f"RunTask rejected: {error_code(exc)}: {exc}") from exc
+            raise LaunchRejected(f"RunTask rejected: {error_code(exc)}: {exc}") from exc
         except BotoCoreError as exc:
             raise TryLater(f"RunTask transport error: {exc}", delay_s=30) from exc
         return LaunchResult(
@@ -67,6 +67,15 @@ class EcsCluster:
 
     def set_desired(self, cluster: str, service: str, desired: int) -> None:
         self.ecs.update_service(cluster=cluster, service=service, desiredCount=desired)
+
+    def describe_tasks(self, cluster: str, task_arns: list[str]) -> dict[str, dict[str, Any]]:
+        if not task_arns:
+            return {}
+        try:
+            response = self.ecs.describe_tasks(cluster=cluster, tasks=task_arns[:100])
+        except ClientError as exc:
+            raise TryLater(f"DescribeTasks {error_code(exc)}", delay_s=30) from exc
+        return {task["taskArn"]: dict(task) for task in response.get("tasks", []) if "taskArn" in task}
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         try:

@@ -44,9 +44,12 @@ class DynamoRunStore:
         self.history_s = history_days * 86_400
 
     def claim(self, run: Run, now: float) -> Claim:
+        """Attempt 1 creates the run; a retry (attempt n > 1) takes the run over from RETRYING for attempt n."""
+        if run.attempt > 1:
+            return self._claim_retry(run, now)
         item = as_item(run)
         item["lease_until"] = int(run.lease_until or now)
-        item["status_rank"] = run.status.rank
+        item["status_rank"] = run.status.order(run.attempt)
         try:
             response = self.db.put_item(
                 TableName=self.table,
@@ -59,22 +62,58 @@ class DynamoRunStore:
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            existing = self.get(run.run_id)
-            if existing is not None and existing.status is RunStatus.CLAIMED:
-                return Claim(ClaimKind.BUSY, existing)
-            return Claim(ClaimKind.DUPLICATE, existing)
+            return self._refused(run)
         if response.get("Attributes"):
             return Claim(ClaimKind.RECLAIMED, _run(response["Attributes"]))
         return Claim(ClaimKind.NEW)
+
+    def _claim_retry(self, run: Run, now: float) -> Claim:
+        values = {
+            ":attempt": run.attempt,
+            ":retrying": RunStatus.RETRYING.value,
+            ":claimed": RunStatus.CLAIMED.value,
+            ":now": int(now),
+            ":lease": int(run.lease_until or now),
+            ":rank": RunStatus.CLAIMED.order(run.attempt),
+            ":updated": run.updated_at.isoformat(),
+        }
+        try:
+            response = self.db.update_item(
+                TableName=self.table,
+                Key=_marshal({"run_id": run.run_id}),
+                UpdateExpression="SET #s = :claimed, lease_until = :lease, status_rank = :rank, updated_at = :updated",
+                ConditionExpression="attempt = :attempt AND (#s = :retrying OR (#s = :claimed AND lease_until < :now))",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_marshal(values),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return self._refused(run)
+        old = _run(response["Attributes"])
+        return Claim(ClaimKind.RECLAIMED if old.status is RunStatus.CLAIMED else ClaimKind.NEW, old)
+
+    def _refused(self, run: Run) -> Claim:
+        existing = self.get(run.run_id)
+        if existing is not None and existing.status is RunStatus.CLAIMED and existing.attempt == run.attempt:
+            return Claim(ClaimKind.BUSY, existing)
+        return Claim(ClaimKind.DUPLICATE, existing)
 
     def get(self, run_id: str) -> Run | None:
         response = self.db.get_item(TableName=self.table, Key=_marshal({"run_id": run_id}), ConsistentRead=True)
         return _run(response["Item"]) if "Item" in response else None
 
-    def update(self, run_id: str, status: RunStatus, **fields: Any) -> None:
+    def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
+        """Move a run forward; False (and no write) if it is already at or past ``status`` of ``attempt``."""
         now = time.time()
-        values: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
-        values |= {"status": status.value, "updated_at": _iso(now), "status_rank": status.rank}
+        values: dict[str, Any] = {k: _plain(v) for k, v in fields.items() if v is not None}
+        values |= {
+            "status": status.value,
+            "attempt": attempt,
+            "updated_at": _iso(now),
+            "status_rank": status.order(attempt),
+        }
         if status.terminal:
             values["expires_at"] = int(now) + self.history_s
         names = {f"#{k}": k for k in values}
@@ -86,14 +125,15 @@ class DynamoRunStore:
                 Key=_marshal({"run_id": run_id}),
                 UpdateExpression=f"SET {sets}{remove}",
                 # Only forward: a late or repeated update never moves a run back.
-                ConditionExpression="attribute_exists(run_id) AND "
-                "(attribute_not_exists(status_rank) OR status_rank < :status_rank)",
+                ConditionExpression="attribute_exists(run_id) AND status_rank < :status_rank",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_marshal({f":{k}": v for k, v in values.items()}),
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
+            return False
+        return True
 
     def release(self, run_id: str) -> None:
         self.db.update_item(
@@ -105,6 +145,22 @@ class DynamoRunStore:
             ExpressionAttributeValues=_marshal({":zero": 0, ":claimed": RunStatus.CLAIMED.value}),
         )
 
+    def active(self, limit: int = 1000) -> list[Run]:
+        """Runs the table believes have (or are about to have) a task, for reconciliation."""
+        runs: list[Run] = []
+        for status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CLAIMED):
+            paginator = self.db.get_paginator("query")
+            pages = paginator.paginate(
+                TableName=self.table,
+                IndexName="by-status",
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_marshal({":s": status.value}),
+                PaginationConfig={"MaxItems": limit},
+            )
+            runs += [_run(item) for page in pages for item in page.get("Items", [])]
+        return runs[:limit]
+
     def history(self, job: str, limit: int = 50) -> list[Run]:
         response = self.db.query(
             TableName=self.table,
@@ -115,6 +171,10 @@ class DynamoRunStore:
             Limit=limit,
         )
         return [_run(item) for item in response.get("Items", [])]
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _iso(epoch: float) -> str:

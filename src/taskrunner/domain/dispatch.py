@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import Capacity, JobSpec
 from taskrunner.domain.launch import run_task_request, summarize_failures
 from taskrunner.domain.ports import ClaimKind, Cluster, Registry, RunStore
-from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_detail, run_id_for
+from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_detail, run_id_for, started_by
 from taskrunner.domain.schedule import Action, admit, needs_active_tasks
 from taskrunner.domain.triggers import DispatchRequest
 
@@ -83,6 +83,7 @@ class Dispatcher:
             updated_at=stamp,
             detail=run_detail(request),
             lease_until=now + self.lease_s,
+            request=request.model_dump_json(by_alias=True, exclude={"run_id", "attempt"}, exclude_defaults=True),
         )
         claim = self.store.claim(run, now)
         if claim.kind is ClaimKind.DUPLICATE:
@@ -90,8 +91,13 @@ class Dispatcher:
             return Outcome(Result.DUPLICATE, run_id, reason=str(existing.status) if existing else "")
         if claim.kind is ClaimKind.BUSY:
             raise TryLater(f"run {run_id} is being launched by another invocation", delay_s=int(self.lease_s))
-        if claim.kind is ClaimKind.RECLAIMED and (adopted := self.cluster.tasks_started_by(spec.cluster, run_id)):
-            self.store.update(run_id, RunStatus.PENDING, task_arn=adopted[0], reason="adopted after lost record")
+        attempt = request.attempt
+        if claim.kind is ClaimKind.RECLAIMED and (
+            adopted := self.cluster.tasks_started_by(spec.cluster, started_by(run_id, attempt))
+        ):
+            self.store.update(
+                run_id, RunStatus.PENDING, attempt, task_arn=adopted[0], reason="adopted after lost record"
+            )
             return Outcome(Result.ADOPTED, run_id, task_arn=adopted[0])
 
         active = (
@@ -102,7 +108,8 @@ class Dispatcher:
         admission = admit(spec, request, stamp, active)
         if admission.action is Action.SKIP:
             missed = admission.reason.startswith("missed")
-            self.store.update(run_id, RunStatus.MISSED if missed else RunStatus.SKIPPED, reason=admission.reason)
+            status = RunStatus.MISSED if missed else RunStatus.SKIPPED
+            self.store.update(run_id, status, attempt, reason=admission.reason)
             return Outcome(Result.MISSED if missed else Result.SKIPPED, run_id, reason=admission.reason)
         if admission.action is Action.DEFER:
             self.store.release(run_id)
@@ -120,19 +127,19 @@ class Dispatcher:
                 self.store.release(run.run_id)
                 raise
             except PermanentError as exc:
-                self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, reason=str(exc))
+                self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, run.attempt, reason=str(exc))
                 raise
             if result.task_arns:
                 task_arn = result.task_arns[0]
-                self.store.update(run.run_id, RunStatus.PENDING, task_arn=task_arn, fallback=fallback)
+                self.store.update(run.run_id, RunStatus.PENDING, run.attempt, task_arn=task_arn, fallback=fallback)
                 return Outcome(Result.LAUNCHED, run.run_id, task_arn=task_arn, fallback=fallback)
             if not result.failures:
                 self.store.release(run.run_id)
                 raise TryLater("RunTask returned neither a task nor a failure")
             reasons = summarize_failures(result.failures)
             if not CAPACITY_FAILURE.search(reasons):
-                self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, reason=reasons)
-                raise PermanentError(f"RunTask failed: {reasons}")
+                self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, run.attempt, reason=reasons)
+                raise LaunchRejected(f"RunTask failed: {reasons}")
             if spec.capacity is Capacity.SPOT_WITH_FALLBACK and not fallback:
                 fallback = True
                 continue

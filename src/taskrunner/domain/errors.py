@@ -16,6 +16,10 @@ class TryLater(Exception):
         self.delay_s = delay_s
 
 
+class LaunchRejected(PermanentError):
+    """ECS refused the launch for a reason retrying cannot fix (invalid parameters, access denied, failures[])."""
+
+
 class UnknownJob(PermanentError):
     def __init__(self, job: str) -> None:
         super().__init__(f"unknown job '{job}': no registry entry")

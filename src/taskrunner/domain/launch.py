@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from taskrunner.domain.jobs import Capacity, JobSpec
-from taskrunner.domain.runs import Run, client_token
+from taskrunner.domain.runs import Run, client_token, started_by
 from taskrunner.domain.triggers import DispatchRequest
 
 #: ECS rejects container overrides above 8 KiB; keep the raw event well under it.
@@ -66,7 +66,7 @@ def run_task_request(spec: JobSpec, run: Run, request: DispatchRequest, *, fallb
     tags = {"taskrunner:run-id": run.run_id, "taskrunner:trigger": str(run.trigger)}
     return _base_request(spec, fallback=fallback, tags=tags) | {
         "count": 1,
-        "startedBy": run.run_id,
+        "startedBy": started_by(run.run_id, run.attempt),
         # ECS dedups on (cluster, token) for 24 h; the fallback attempt is a different request.
         "clientToken": client_token(run.run_id, run.attempt) + ("-od" if fallback else ""),
         "overrides": {

@@ -36,13 +36,15 @@ class RunStore(Protocol):
         """Conditionally create the run (or take over an expired lease)."""
         ...
 
-    def update(self, run_id: str, status: RunStatus, **fields: Any) -> None:
-        """Move a run forward; never backward (a no-op if it is already at or past ``status``)."""
+    def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
+        """Move a run forward; never backward (False, and no write, if it is already at or past ``status``)."""
         ...
 
     def release(self, run_id: str) -> None:
         """Give up a claim so a redelivery can take it at once."""
         ...
+
+    def get(self, run_id: str) -> Run | None: ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,24 @@ class Cluster(Protocol):
     def tasks_started_by(self, cluster: str, started_by: str) -> list[str]: ...
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None: ...
+
+    def describe_tasks(self, cluster: str, task_arns: list[str]) -> dict[str, dict[str, Any]]:
+        """DescribeTasks (≤100): task ARN → the task as ECS describes it; tasks ECS no longer knows are absent."""
+        ...
+
+
+@dataclass(frozen=True)
+class Retry:
+    run_id: str
+    attempt: int
+    delay_s: int
+    body: dict[str, Any]
+
+
+class RetryScheduler(Protocol):
+    def schedule(self, retry: Retry) -> None:
+        """Re-dispatch ``retry.body`` after ``retry.delay_s`` (SQS delay up to 15 min, a one-time schedule beyond)."""
+        ...
 
 
 class Services(Protocol):

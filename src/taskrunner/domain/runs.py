@@ -28,11 +28,16 @@ class RunStatus(StrEnum):
     SKIPPED = "SKIPPED"  # overlap policy said no
     MISSED = "MISSED"  # a schedule tick past its starting deadline
     LAUNCH_FAILED = "LAUNCH_FAILED"  # a permanent launch error, recorded with its reason
+    RETRYING = "RETRYING"  # an attempt failed with a retryable failure; the next is scheduled
 
     @property
     def rank(self) -> int:
-        """Runs only move forward: a late or duplicate state-change event never moves one back."""
+        """Within one attempt, runs only move forward: a late or duplicate event never moves one back."""
         return _RANK[self]
+
+    def order(self, attempt: int) -> int:
+        """Across attempts: every state of attempt n+1 (RETRYING first) is after every state of attempt n."""
+        return attempt * 10 + self.rank
 
     @property
     def terminal(self) -> bool:
@@ -40,6 +45,7 @@ class RunStatus(StrEnum):
 
 
 _RANK = {
+    RunStatus.RETRYING: -1,
     RunStatus.CLAIMED: 0,
     RunStatus.PENDING: 1,
     RunStatus.RUNNING: 2,
@@ -58,7 +64,7 @@ _RANK = {
 }
 
 #: RunStatus values for which a job still has (or is about to have) a task.
-ACTIVE = frozenset({RunStatus.CLAIMED, RunStatus.PENDING, RunStatus.RUNNING})
+ACTIVE = frozenset({RunStatus.CLAIMED, RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING})
 
 
 class Run(BaseModel):
@@ -76,8 +82,14 @@ class Run(BaseModel):
     reason: str | None = None
     exit_code: int | None = None
     stop_code: str | None = None
+    #: The failure kind of the last failed attempt (start, spot, exit, timeout, stopped, lost).
+    failure: str | None = None
     detail: dict[str, str] = Field(default_factory=dict)
     lease_until: float | None = None
+    #: The request that started the run (JSON), so a retry re-dispatches exactly the same thing.
+    request: str | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
 
 
 def idempotency_key(request: DispatchRequest) -> str:
@@ -97,17 +109,30 @@ def idempotency_key(request: DispatchRequest) -> str:
             return f"{request.job}|event|{request.event.id}"
         case Trigger.MANUAL:
             return f"{request.job}|manual|{request.request_id}"
-        case Trigger.RETRY:
-            return f"{request.job}|retry|{request.run_id}|{request.attempt}"
+
+
+RUN_ID_LENGTH = 26
 
 
 def run_id_for(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:26]
+    return hashlib.sha256(key.encode()).hexdigest()[:RUN_ID_LENGTH]
 
 
 def client_token(run_id: str, attempt: int) -> str:
     """RunTask ``clientToken``: at most 64 ASCII characters, unique per (run, attempt)."""
-    return f"tr-{run_id}-{attempt}"
+    return f"tr-{started_by(run_id, attempt)}"
+
+
+def started_by(run_id: str, attempt: int) -> str:
+    """The task's ``startedBy``: finds the task of one attempt (adoption) and maps state changes to runs."""
+    return f"{run_id}-{attempt}"
+
+
+def parse_started_by(value: str) -> tuple[str, int] | None:
+    run_id, _, attempt = value.rpartition("-")
+    if len(run_id) != RUN_ID_LENGTH or not attempt.isdigit():
+        return None
+    return run_id, int(attempt)
 
 
 def run_detail(request: DispatchRequest) -> dict[str, str]:

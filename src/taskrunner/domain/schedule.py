@@ -36,24 +36,29 @@ class Admission:
 TICK_TRIGGERS = frozenset({Trigger.SCHEDULE, Trigger.MANUAL})
 
 
+def _is_tick(request: DispatchRequest) -> bool:
+    """Overlap and deadline govern a tick's first attempt; a retry continues a run that was already admitted."""
+    return request.trigger in TICK_TRIGGERS and request.attempt == 1
+
+
 def needs_active_tasks(spec: JobSpec, request: DispatchRequest) -> bool:
     """Whether admission depends on the job's active tasks; if not, the ListTasks call is skipped.
 
     An upload burst for a job with no concurrency cap then costs one ECS call per event (RunTask), not two.
     """
-    tick_policy = request.trigger in TICK_TRIGGERS and spec.overlap is not Overlap.ALLOW
+    tick_policy = _is_tick(request) and spec.overlap is not Overlap.ALLOW
     return tick_policy or spec.max_concurrency is not None
 
 
 def admit(spec: JobSpec, request: DispatchRequest, now: datetime, active_tasks: list[str]) -> Admission:
     """Decide from the job's policy, the request and the job's tasks that are not yet stopped."""
-    if request.trigger is Trigger.SCHEDULE and spec.starting_deadline_s is not None:
+    if _is_tick(request) and request.trigger is Trigger.SCHEDULE and spec.starting_deadline_s is not None:
         assert request.scheduled_at is not None
         late_by = (now - request.scheduled_at).total_seconds()
         if late_by > spec.starting_deadline_s:
             return Admission(Action.SKIP, f"missed-deadline: {late_by:.0f}s late, deadline {spec.starting_deadline_s}s")
 
-    if request.trigger in TICK_TRIGGERS and active_tasks:
+    if _is_tick(request) and active_tasks:
         if spec.overlap is Overlap.FORBID:
             return Admission(Action.SKIP, f"overlap-forbid: {len(active_tasks)} run(s) active")
         if spec.overlap is Overlap.REPLACE:

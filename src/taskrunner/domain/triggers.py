@@ -33,7 +33,6 @@ class Trigger(StrEnum):
     S3 = "s3"
     EVENT = "event"
     MANUAL = "manual"
-    RETRY = "retry"
 
 
 class S3Object(BaseModel):
@@ -56,8 +55,8 @@ class DispatchRequest(BaseModel):
     event: EventBridgeModel | None = None
     request_id: str | None = Field(default=None, min_length=8, max_length=64)
     env: dict[str, str] = Field(default_factory=dict)
-    #: Retries (issue 4) carry the run they continue and its attempt number.
-    run_id: str | None = None
+    #: A retry is the original request again, with the run it continues and its attempt number.
+    run_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{26}$")
     attempt: int = Field(default=1, ge=1, le=10)
 
     @field_validator("scheduled_at")
@@ -83,11 +82,12 @@ class DispatchRequest(BaseModel):
             Trigger.S3: "event",
             Trigger.EVENT: "event",
             Trigger.MANUAL: "request_id",
-            Trigger.RETRY: "run_id",
         }
         field = required[self.trigger]
         if getattr(self, field) is None:
             raise ValueError(f"a {self.trigger} request needs '{field}'")
+        if (self.attempt > 1) != (self.run_id is not None):
+            raise ValueError("a retry (attempt > 1) names its run_id, and only a retry does")
         if self.trigger is Trigger.S3:
             self.s3_object()  # validates the event's shape now, not at launch time
 

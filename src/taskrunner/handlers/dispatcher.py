@@ -18,7 +18,7 @@ from taskrunner.adapters.queues import Queues, queue_url_from_arn
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.dispatch import Dispatcher, Outcome
-from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import InvalidJobSpec
 from taskrunner.domain.triggers import DispatchRequest, requests_from
 from taskrunner.observability import count, logger, metrics, tracer
@@ -86,6 +86,8 @@ def record_handler(record: SQSRecord) -> None:
     try:
         dispatch_all(record.body)
     except PermanentError as exc:
+        if isinstance(exc, LaunchRejected):
+            count("LaunchFailed")
         # Acknowledged: the message now lives in the DLQ with its reason, on its first attempt.
         _dead_letter(record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn})
     except TryLater as exc:

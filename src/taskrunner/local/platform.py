@@ -14,6 +14,7 @@ import boto3
 
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.runs import Run
+from taskrunner.local.ecs_events import put_entry
 from taskrunner.local.esm import EventSourceMapping
 from taskrunner.local.invoke import DeployedFunction, deployed_function, invoke
 from taskrunner.local.server import embedded_aws
@@ -55,6 +56,25 @@ class Platform:
             self.function("DispatchFunctionName"),
             extra_env=(QUIET if quiet else {}) | extra_env,
         )
+
+    def tracker_queue(self, quiet: bool = False) -> EventSourceMapping:
+        """The Tracker's SQS event source (ECS task state changes, through the stack's rule)."""
+        return EventSourceMapping(
+            self.client("sqs"),
+            self.outputs["TrackerQueueUrl"],
+            self.outputs["TrackerQueueArn"],
+            self.function("TrackerFunctionName"),
+            extra_env=QUIET if quiet else None,
+        )
+
+    def publish(self, *events: dict[str, Any]) -> None:
+        """PutEvents on the default bus: the stack's rules route them (task state changes → Tracker queue)."""
+        client = self.client("events")
+        entries = [put_entry(e) for e in events]
+        for start in range(0, len(entries), 10):
+            response = client.put_events(Entries=entries[start : start + 10])
+            if response.get("FailedEntryCount"):
+                raise RuntimeError(f"PutEvents failed: {response['Entries']}")
 
     def submit(self, *bodies: dict[str, Any], delay_s: int = 0) -> None:
         sqs, url = self.client("sqs"), self.outputs["DispatchQueueUrl"]

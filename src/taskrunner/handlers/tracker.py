@@ -1,0 +1,144 @@
+"""Tracker Lambda: ECS task state changes (through a buffer queue) → run states and retries; every minute,
+reconciliation against DescribeTasks and run timeouts."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from taskrunner.adapters.ecs import EcsCluster
+from taskrunner.adapters.queues import Queues
+from taskrunner.adapters.registry import SsmRegistry
+from taskrunner.adapters.retries import DispatchRetries
+from taskrunner.adapters.store import DynamoRunStore
+from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker
+from taskrunner.domain.triggers import describe
+from taskrunner.observability import count, logger, metrics, tracer
+from taskrunner.settings import TrackerSettings
+
+STATE_CHANGE = "ECS Task State Change"
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@dataclass(frozen=True)
+class Service:
+    settings: TrackerSettings
+    store: DynamoRunStore
+    tracker: Tracker
+    reconciler: Reconciler
+    queues: Queues
+
+
+@functools.cache
+def service() -> Service:
+    settings = TrackerSettings.from_env()
+    registry = SsmRegistry(settings.registry_prefix)
+    store = DynamoRunStore(settings.runs_table, history_days=settings.run_history_days)
+    retries = DispatchRetries(
+        settings.dispatch_queue_url, settings.dispatch_queue_arn, settings.retry_scheduler_role_arn
+    )
+    tracker = Tracker(registry, store, retries)
+    reconciler = Reconciler(registry, store, EcsCluster(), tracker, clock=time.time)
+    return Service(settings, store, tracker, reconciler, Queues())
+
+
+class Envelope(BaseModel):
+    """The EventBridge fields tracking reads; the rest of the envelope is not needed (nor always present)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    detail: dict[str, Any]
+
+
+def task_state(body: str | dict[str, Any], cluster_arn: str) -> TaskState:
+    """The task state in one state-change event; PermanentError for anything else, with the reason."""
+    try:
+        payload = json.loads(body) if isinstance(body, str) else body
+        event = Envelope.model_validate(payload)
+    except json.JSONDecodeError as exc:
+        raise PermanentError(f"body is not JSON: {exc.msg}") from exc
+    except ValidationError as exc:
+        raise PermanentError(f"not an EventBridge event: {describe(exc)}") from exc
+    if event.source != "aws.ecs" or event.detail_type != STATE_CHANGE:
+        raise PermanentError(f"unexpected event source={event.source!r} detail-type={event.detail_type!r}")
+    try:
+        task = TaskState.model_validate(event.detail)
+    except ValidationError as exc:
+        raise PermanentError(f"invalid task state change: {describe(exc)}") from exc
+    if task.cluster_arn != cluster_arn:
+        raise PermanentError(f"state change for another cluster: {task.cluster_arn}")
+    return task
+
+
+def track(body: str | dict[str, Any]) -> Tracked:
+    svc = service()
+    tracked = svc.tracker.track(task_state(body, svc.settings.cluster_arn))
+    if tracked.run_id:
+        logger.set_correlation_id(tracked.run_id)
+    if tracked.applied and tracked.status is not None:
+        logger.info(
+            "run state", status=str(tracked.status), retry_in_s=tracked.retry.delay_s if tracked.retry else None
+        )
+        if tracked.retry:
+            count("RunsRetried")
+        elif tracked.status.terminal:
+            count(f"Runs{str(tracked.status).title().replace('_', '')}")
+    return tracked
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        track(record.body)
+    except PermanentError as exc:
+        svc = service()
+        source = {"message-id": record.message_id, "source-queue": record.event_source_arn}
+        svc.queues.dead_letter(svc.settings.dead_letter_queue_url, record.body, str(exc), source)
+        logger.warning("dead-lettered", extra={"reason": str(exc), **source})
+        count("TrackerDeadLettered")
+    except TryLater:
+        raise  # back to the buffer queue; its redrive policy bounds the attempts
+
+
+def reconcile() -> dict[str, int]:
+    svc = service()
+    report = svc.reconciler.reconcile(svc.store.active())
+    for name, value in (("RunsReconciled", report.recovered), ("RunsTimedOut", report.timed_out)):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name="RunsVanished", unit=MetricUnit.Count, value=report.vanished)
+    logger.info("reconciled", **vars(report))
+    return dict(vars(report))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        metrics.add_metric(name="TrackerRecords", unit=MetricUnit.Count, value=len(event["Records"]))
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+        return dict(response)
+    if event.get("action") == "reconcile":
+        return reconcile()
+    # A bare state-change event: `sam local invoke TrackerFunction -e events/ecs-task-stopped.json`.
+    try:
+        tracked = track(event)
+    except PermanentError as exc:
+        svc = service()
+        svc.queues.dead_letter(svc.settings.dead_letter_queue_url, json.dumps(event, default=str), str(exc), {})
+        count("TrackerDeadLettered")
+        return {"dead_lettered": str(exc)}
+    return {"run_id": tracked.run_id, "status": tracked.status, "applied": tracked.applied, "ignored": tracked.ignored}
