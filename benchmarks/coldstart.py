@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, module in modules.items():
             samples[name].append(import_seconds(module))
     boto3_s = statistics.median(samples["boto3"])
-    result: dict[str, object] = {"benchmark": "coldstart", "repeat": args.repeat, "boto3_import_ms": round(boto3_s * 1000, 1)}
+    result: dict[str, object] = {
+        "benchmark": "coldstart",
+        "repeat": args.repeat,
+        "boto3_import_ms": round(boto3_s * 1000, 1),
+    }
     functions = {}
     for name in modules:
         median = statistics.median(samples[name])

@@ -35,6 +35,10 @@ class DispatcherSettings(HandlerSettings):
     registry_prefix: str = Field(alias="REGISTRY_PREFIX", pattern=r"^/")
     dead_letter_queue_url: str = Field(alias="DISPATCH_DLQ_URL", min_length=1)
     run_history_days: int = Field(alias="RUN_HISTORY_DAYS", ge=1, le=3650)
+    #: How long a claim is held before a redelivery may take it over (it must outlast one launch).
+    lease_s: float = Field(default=120, alias="DISPATCH_LEASE_S", gt=0, le=900)
+    #: Multiplies every back-off the Dispatcher asks of SQS (below 1 only where tests compress time).
+    backoff_scale: float = Field(default=1.0, alias="DISPATCH_BACKOFF_SCALE", gt=0, le=10)
 
 
 class ScalerSettings(HandlerSettings):

@@ -54,9 +54,13 @@ class DynamoRunStore:
             response = self.db.put_item(
                 TableName=self.table,
                 Item=_marshal(item),
-                ConditionExpression="attribute_not_exists(run_id) OR (#s = :claimed AND lease_until < :now)",
+                # A first attempt may take over only a first attempt's expired claim, never a retry's.
+                ConditionExpression="attribute_not_exists(run_id) OR "
+                "(#s = :claimed AND lease_until < :now AND attempt = :attempt)",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_marshal({":claimed": RunStatus.CLAIMED.value, ":now": int(now)}),
+                ExpressionAttributeValues=_marshal(
+                    {":claimed": RunStatus.CLAIMED.value, ":now": int(now), ":attempt": run.attempt}
+                ),
                 ReturnValues="ALL_OLD",
             )
         except ClientError as exc:

@@ -137,7 +137,8 @@ class Dispatcher:
                 self.store.release(run.run_id)
                 raise TryLater("RunTask returned neither a task nor a failure")
             reasons = summarize_failures(result.failures)
-            if not CAPACITY_FAILURE.search(reasons):
+            why = " ".join(f"{f.get('reason', '')} {f.get('detail', '')}" for f in result.failures)
+            if not CAPACITY_FAILURE.search(why):
                 self.store.update(run.run_id, RunStatus.LAUNCH_FAILED, run.attempt, reason=reasons)
                 raise LaunchRejected(f"RunTask failed: {reasons}")
             if spec.capacity is Capacity.SPOT_WITH_FALLBACK and not fallback:

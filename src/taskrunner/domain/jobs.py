@@ -48,10 +48,8 @@ def _split_csv(value: Any) -> Any:
 
 
 def _split_ints(value: Any) -> Any:
-    value = _split_csv(value)
-    if isinstance(value, list):
-        return [int(item) for item in value]
-    return value
+    # Split only: pydantic's list[int] converts, and reports a bad item as a validation error.
+    return _split_csv(value)
 
 
 def _optional_number(value: Any) -> Any:

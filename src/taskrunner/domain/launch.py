@@ -33,12 +33,22 @@ def task_environment(spec: JobSpec, run: Run, request: DispatchRequest) -> list[
         env |= {"TASKRUNNER_S3_BUCKET": obj.bucket, "TASKRUNNER_S3_KEY": obj.key}
     if request.scheduled_at is not None:
         env["TASKRUNNER_SCHEDULED_AT"] = request.scheduled_at.isoformat()
+    env |= request.env
     if request.event is not None:
         raw = request.event.model_dump_json(by_alias=True)
-        if len(raw.encode()) <= MAX_EVENT_ENV_BYTES:
-            env["TASKRUNNER_EVENT"] = raw
-    env |= request.env
+        with_event = env | {"TASKRUNNER_EVENT": raw}
+        if len(raw.encode()) <= MAX_EVENT_ENV_BYTES and _overrides_chars(spec, with_event) <= MAX_OVERRIDES_CHARS:
+            env = with_event
     return [{"name": name, "value": value} for name, value in env.items()]
+
+
+#: "A total of 8192 characters are allowed for overrides", JSON formatting included.
+MAX_OVERRIDES_CHARS = 8192
+
+
+def _overrides_chars(spec: JobSpec, env: dict[str, str]) -> int:
+    pairs = [{"name": k, "value": v} for k, v in env.items()]
+    return len(json.dumps({"containerOverrides": [{"name": spec.container, "environment": pairs}]}))
 
 
 def _base_request(spec: JobSpec, *, fallback: bool, tags: dict[str, str]) -> dict[str, Any]:

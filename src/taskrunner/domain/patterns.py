@@ -7,7 +7,7 @@ event (a field matches if any element matches). ``$or`` is supported at any leve
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from typing import Any
 
 _NUMERIC_OPS = {
@@ -48,18 +48,35 @@ def _field_matches(filters: list[Any], present: bool, value: Any) -> bool:
     return False
 
 
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    # EventBridge: "*" is the only special character ("\\*" is a literal star).
+    parts = re.split(r"(?<!\\)\*", pattern)
+    return re.compile(".*".join(re.escape(p.replace("\\*", "*")) for p in parts), re.DOTALL)
+
+
+def _affix(value: Any, arg: Any, *, prefix: bool) -> bool:
+    if not isinstance(value, str):
+        return False
+    if isinstance(arg, dict) and "equals-ignore-case" in arg:
+        value, arg = value.lower(), str(arg["equals-ignore-case"]).lower()
+    if not isinstance(arg, str):
+        return False
+    return bool(value.startswith(arg) if prefix else value.endswith(arg))
+
+
 def _value_matches(flt: Any, value: Any) -> bool:
     if not isinstance(flt, dict):
-        return bool(flt == value)
+        # JSON values: true is not 1 (Python's True == 1 is)
+        return bool(flt == value) and isinstance(flt, bool) == isinstance(value, bool)
     (op, arg), *_ = flt.items()
     if op == "prefix":
-        return isinstance(value, str) and value.startswith(arg)
+        return _affix(value, arg, prefix=True)
     if op == "suffix":
-        return isinstance(value, str) and value.endswith(arg)
+        return _affix(value, arg, prefix=False)
     if op == "equals-ignore-case":
         return isinstance(value, str) and value.lower() == str(arg).lower()
     if op == "wildcard":
-        return isinstance(value, str) and fnmatch.fnmatchcase(value, arg)
+        return isinstance(value, str) and _wildcard(str(arg)).fullmatch(value) is not None
     if op == "anything-but":
         if isinstance(arg, dict):
             return not _value_matches(arg, value)

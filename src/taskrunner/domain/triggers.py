@@ -20,6 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticSerializationError
 
 from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.jobs import JobSpec
@@ -150,6 +151,8 @@ def requests_from(body: str | dict[str, Any], all_specs: Callable[[], list[JobSp
         payload = json.loads(body) if isinstance(body, str) else body
     except json.JSONDecodeError as exc:
         raise PermanentError(f"body is not JSON: {exc.msg} at position {exc.pos}") from exc
+    except (ValueError, RecursionError) as exc:  # >4300-digit integers; nesting deeper than the parser's stack
+        raise PermanentError(f"body is not usable JSON: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise PermanentError(f"body must be a JSON object, got {type(payload).__name__}")
     try:
@@ -158,10 +161,18 @@ def requests_from(body: str | dict[str, Any], all_specs: Callable[[], list[JobSp
             requests = route(event, payload, all_specs())
             if not requests:
                 raise PermanentError(f"no job matches event source={event.source!r} detail-type={event.detail_type!r}")
-            return requests
-        return [DispatchRequest.model_validate(payload)]
+        else:
+            requests = [DispatchRequest.model_validate(payload)]
     except ValidationError as exc:
         raise PermanentError(f"invalid request: {describe(exc)}") from exc
+    for request in requests:
+        # The launch serialises the event into the task's environment: a lone surrogate (a valid JSON
+        # escape, not UTF-8) or nesting past pydantic's serialiser limit must fail now, permanently.
+        try:
+            request.model_dump_json()
+        except PydanticSerializationError as exc:
+            raise PermanentError(f"request cannot be serialised: {exc}") from exc
+    return requests
 
 
 def describe(exc: ValidationError, limit: int = 3) -> str:

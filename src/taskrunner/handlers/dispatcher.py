@@ -40,7 +40,8 @@ def service() -> Service:
     settings = DispatcherSettings.from_env()
     registry = SsmRegistry(settings.registry_prefix)
     store = DynamoRunStore(settings.runs_table, history_days=settings.run_history_days)
-    return Service(settings, registry, Dispatcher(registry, store, EcsCluster(), clock=time.time), Queues())
+    dispatcher = Dispatcher(registry, store, EcsCluster(), clock=time.time, lease_s=settings.lease_s)
+    return Service(settings, registry, dispatcher, Queues())
 
 
 def dispatch_all(body: str | dict[str, Any]) -> list[Outcome]:
@@ -92,7 +93,8 @@ def record_handler(record: SQSRecord) -> None:
         _dead_letter(record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn})
     except TryLater as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        delay = min(exc.delay_s * 2 ** (receive_count - 1), 900)
+        scale = service().settings.backoff_scale
+        delay = round(min(exc.delay_s * scale * 2 ** (receive_count - 1), 900))
         service().queues.retry_after(queue_url_from_arn(record.event_source_arn), record.receipt_handle, delay)
         count("LaunchDeferred", reason=exc.reason.split(":")[0])
         logger.info("try later", reason=exc.reason, delay_s=delay, receive_count=receive_count)

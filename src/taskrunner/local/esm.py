@@ -80,7 +80,9 @@ class EventSourceMapping:
             return Delivery(0, 0, None)
         try:
             response = invoke(self.function, sqs_event(messages, self.queue_arn), self.extra_env)
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # a failed (or killed) invocation fails the whole batch, as in Lambda
             return Delivery(len(messages), len(messages), None)
         failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed]

@@ -1,0 +1,516 @@
+"""In-memory fakes of the domain's ports (``taskrunner.domain.ports``), plus builders for specs and events.
+
+The fakes keep the semantics the domain relies on, so a test that passes here means something:
+
+* :class:`FakeRunStore` makes the same conditional writes as the DynamoDB store: a first attempt's claim
+  creates the run, or takes over a CLAIMED run whose lease has expired; a retry's claim (attempt n > 1)
+  takes the run over from RETRYING (or from its own expired claim); otherwise it reports BUSY (live lease
+  of the same attempt) or DUPLICATE. Updates only move a run forward, ordered by (attempt, state), and
+  say whether they applied; ``release`` fails unless the run is still CLAIMED.
+* :class:`FakeCluster` records every call, honours ``clientToken`` as ECS does, lists tasks by family and
+  by ``startedBy``, and checks each RunTask request against ECS's documented limits (an invalid request
+  is a bug in the domain, reported as :class:`InvalidRunTaskRequest`, not a launch failure).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from taskrunner.domain.errors import UnknownJob
+from taskrunner.domain.jobs import InvalidJobSpec, JobSpec
+from taskrunner.domain.ports import Claim, ClaimKind, LaunchResult, Retry
+from taskrunner.domain.runs import Run, RunStatus, as_item
+from taskrunner.domain.triggers import DispatchRequest, Trigger
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/taskrunner"
+DATA_BUCKET = "taskrunner-example-data"
+#: 2026-11-26T05:00:00Z, the sample schedule tick.
+T0 = datetime(2026, 11, 26, 5, 0, tzinfo=UTC).timestamp()
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def spec_dict(**overrides: Any) -> dict[str, Any]:
+    """A registry entry (the JSON object jobs/job.yaml writes), minimal but valid."""
+    base: dict[str, Any] = {
+        "name": "nightly-report",
+        "cluster": CLUSTER_ARN,
+        "task_definition": "taskrunner-nightly-report",
+        "container": "job",
+        "subnets": "subnet-aaa,subnet-bbb",
+        "security_groups": "sg-111",
+    }
+    return base | overrides
+
+
+def job_spec(**overrides: Any) -> JobSpec:
+    return JobSpec.parse(spec_dict(**overrides))
+
+
+def eventbridge_event(
+    *,
+    source: str = "com.example.orders",
+    detail_type: str = "OrderPlaced",
+    detail: Any = None,
+    event_id: str = "5f1e9c3a-8b7d-4c2e-a1f0-3d2b1c0e9f8a",
+    time: str = "2026-11-26T10:05:00Z",
+    resources: list[str] | None = None,
+) -> dict[str, Any]:
+    """A bare EventBridge event, as a rule delivers it (``<aws.events.event.json>``)."""
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": time,
+        "region": REGION,
+        "resources": resources if resources is not None else [],
+        "detail": detail if detail is not None else {"order_id": "o-1042", "total": 1250.0, "currency": "EUR"},
+    }
+
+
+def s3_event(
+    key: str = "uploads/images/cat.jpg",
+    *,
+    bucket: str = DATA_BUCKET,
+    sequencer: str = "00617F08299329D189",
+    size: int = 5,
+    event_id: str = "17793124-05d4-b198-2fde-7ededc63b103",
+) -> dict[str, Any]:
+    """An S3 "Object Created" event delivered by EventBridge."""
+    return eventbridge_event(
+        source="aws.s3",
+        detail_type="Object Created",
+        event_id=event_id,
+        time="2026-11-26T10:00:00Z",
+        resources=[f"arn:aws:s3:::{bucket}"],
+        detail={
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": "b1946ac92492d2347c6235b4d2611184", "sequencer": sequencer},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": ACCOUNT,
+            "source-ip-address": "203.0.113.15",
+            "reason": "PutObject",
+        },
+    )
+
+
+def schedule_request(job: str = "nightly-report", scheduled_at: float = T0) -> DispatchRequest:
+    return DispatchRequest(job=job, trigger=Trigger.SCHEDULE, scheduled_at=datetime.fromtimestamp(scheduled_at, UTC))
+
+
+def manual_request(
+    job: str = "nightly-report", request_id: str = "c0ffee00-1234-4bcd-9f00-000000000001", **env: str
+) -> DispatchRequest:
+    return DispatchRequest.model_validate({"job": job, "trigger": "manual", "request_id": request_id, "env": env})
+
+
+def s3_request(key: str = "uploads/images/cat.jpg", *, job: str = "thumbnails", **event: Any) -> DispatchRequest:
+    return DispatchRequest.model_validate({"job": job, "trigger": "s3", "event": s3_event(key, **event)})
+
+
+def event_request(*, job: str = "order-audit", **event: Any) -> DispatchRequest:
+    return DispatchRequest.model_validate({"job": job, "trigger": "event", "event": eventbridge_event(**event)})
+
+
+def retry_of(request: DispatchRequest, run_id: str, attempt: int) -> DispatchRequest:
+    """The Tracker's retry: the original request again, naming the run it continues and the attempt."""
+    body = json.loads(request.model_dump_json(by_alias=True, exclude_defaults=True))
+    return DispatchRequest.model_validate(body | {"run_id": run_id, "attempt": attempt})
+
+
+def make_run(
+    request: DispatchRequest,
+    run_id: str = "0123456789abcdef0123456789",
+    *,
+    attempt: int = 1,
+    status: RunStatus = RunStatus.CLAIMED,
+    **fields: Any,
+) -> Run:
+    stamp = datetime.fromtimestamp(T0, UTC)
+    return Run(
+        run_id=run_id,
+        job=request.job,
+        trigger=request.trigger,
+        idempotency_key=f"{request.job}|test",
+        status=status,
+        attempt=attempt,
+        created_at=stamp,
+        updated_at=stamp,
+        request=request.model_dump_json(by_alias=True, exclude={"run_id", "attempt"}, exclude_defaults=True),
+        **fields,
+    )
+
+
+class FakeClock:
+    """A settable clock (epoch seconds), passed as the Dispatcher's ``clock``."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --------------------------------------------------------------------------- Registry
+
+
+class FakeRegistry:
+    """Job specs by name. Raw entries are validated on read, like the SSM registry."""
+
+    def __init__(self, *specs: JobSpec, raw: dict[str, Any] | None = None) -> None:
+        self.entries: dict[str, Any] = {spec.name: spec for spec in specs} | dict(raw or {})
+        self.reads: list[str] = []
+
+    def add(self, spec: JobSpec) -> None:
+        self.entries[spec.name] = spec
+
+    def get(self, job: str) -> JobSpec:
+        self.reads.append(job)
+        if job not in self.entries:
+            raise UnknownJob(job)
+        entry = self.entries[job]
+        return entry if isinstance(entry, JobSpec) else JobSpec.parse(entry)
+
+    def all(self) -> list[JobSpec]:
+        """Every valid entry; an invalid one is left out, as the SSM registry does."""
+        specs = []
+        for name in self.entries:
+            try:
+                specs.append(self.get(name))
+            except InvalidJobSpec:
+                continue
+        return specs
+
+
+# --------------------------------------------------------------------------- RunStore
+
+
+class ConditionFailed(Exception):
+    """A conditional write was refused (DynamoDB's ConditionalCheckFailedException)."""
+
+
+class SimulatedCrash(BaseException):
+    """The Lambda died here. BaseException, so no ``except Exception`` in the code under test swallows it."""
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class FakeRunStore:
+    """The runs table, as items keyed by run id, written only with the DynamoDB store's conditions.
+
+    Items carry ``status_rank`` = ``status.order(attempt)``, so updates are forward-only across attempts.
+    """
+
+    def __init__(self, clock: Any = None) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        #: (operation, run_id, status or None, applied) for every call, in order.
+        self.calls: list[tuple[str, str, RunStatus | None, bool]] = []
+        #: Raised (once) by the next ``update``: the Lambda dies after RunTask, before the record write.
+        self.crash_on_next_update: BaseException | None = None
+        self._clock = clock
+
+    # The port -----------------------------------------------------------------
+
+    def claim(self, run: Run, now: float) -> Claim:
+        """Attempt 1 creates the run; attempt n > 1 takes it over from RETRYING (what the Tracker leaves)."""
+        existing = self.get(run.run_id)
+        raw = self.items.get(run.run_id, {})
+        expired = existing is not None and existing.status is RunStatus.CLAIMED and raw.get("lease_until", 0) < now
+        if run.attempt > 1:
+            allowed = (
+                existing is not None
+                and existing.attempt == run.attempt
+                and (existing.status is RunStatus.RETRYING or expired)
+            )
+            if allowed:
+                assert existing is not None
+                raw |= {
+                    "status": RunStatus.CLAIMED.value,
+                    "lease_until": run.lease_until or now,
+                    "status_rank": RunStatus.CLAIMED.order(run.attempt),
+                    "updated_at": run.updated_at.isoformat(),
+                }
+                self.calls.append(("claim", run.run_id, run.status, True))
+                return Claim(ClaimKind.RECLAIMED if expired else ClaimKind.NEW, existing)
+        elif existing is None or (expired and existing.attempt == run.attempt):
+            self.items[run.run_id] = as_item(run) | {
+                "status_rank": run.status.order(run.attempt),
+                "lease_until": run.lease_until or now,
+            }
+            self.calls.append(("claim", run.run_id, run.status, True))
+            return Claim(ClaimKind.RECLAIMED, existing) if existing else Claim(ClaimKind.NEW)
+        self.calls.append(("claim", run.run_id, run.status, False))
+        if existing is not None and existing.status is RunStatus.CLAIMED and existing.attempt == run.attempt:
+            return Claim(ClaimKind.BUSY, existing)
+        return Claim(ClaimKind.DUPLICATE, existing)
+
+    def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
+        if self.crash_on_next_update is not None:
+            crash, self.crash_on_next_update = self.crash_on_next_update, None
+            raise crash
+        item = self.items.get(run_id)
+        # Forward only, and never creates a run: a late or repeated update is refused without a write.
+        if item is None or item["status_rank"] >= status.order(attempt):
+            self.calls.append(("update", run_id, status, False))
+            return False
+        item.update({k: _plain(v) for k, v in fields.items() if v is not None})
+        item |= {
+            "status": status.value,
+            "attempt": attempt,
+            "status_rank": status.order(attempt),
+            "updated_at": datetime.fromtimestamp(self._clock() if self._clock else T0, UTC).isoformat(),
+        }
+        if status is not RunStatus.CLAIMED:
+            item.pop("lease_until", None)
+        self.calls.append(("update", run_id, status, True))
+        return True
+
+    def release(self, run_id: str) -> None:
+        item = self.items.get(run_id)
+        if item is None or item["status"] != RunStatus.CLAIMED.value:
+            self.calls.append(("release", run_id, None, False))
+            raise ConditionFailed(f"release {run_id}: not CLAIMED")
+        item["lease_until"] = 0
+        self.calls.append(("release", run_id, None, True))
+
+    def get(self, run_id: str) -> Run | None:
+        item = self.items.get(run_id)
+        return None if item is None else Run.model_validate(item)
+
+    def active(self, limit: int = 1000) -> list[Run]:
+        """Runs believed to have (or be about to have) a task, as the store's by-status index serves them."""
+        wanted = {RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.CLAIMED.value}
+        return [Run.model_validate(i) for i in self.items.values() if i["status"] in wanted][:limit]
+
+    def history(self, job: str, limit: int = 50) -> list[Run]:
+        runs = [Run.model_validate(i) for i in self.items.values() if i["job"] == job]
+        return sorted(runs, key=lambda r: r.created_at, reverse=True)[:limit]
+
+    # Inspection ---------------------------------------------------------------
+
+    def status(self, run_id: str) -> RunStatus | None:
+        run = self.get(run_id)
+        return None if run is None else run.status
+
+    def seed(self, run: Run, **extra: Any) -> None:
+        """Put a run in the table as it stands, without conditions (history left by earlier invocations)."""
+        self.items[run.run_id] = as_item(run) | {"status_rank": run.status.order(run.attempt)} | extra
+
+
+@dataclass
+class FakeRetryScheduler:
+    """Records the retries the Tracker schedules (the real one sends a delayed message)."""
+
+    scheduled: list[Retry] = field(default_factory=list)
+
+    def schedule(self, retry: Retry) -> None:
+        self.scheduled.append(retry)
+
+
+# --------------------------------------------------------------------------- Cluster
+
+
+class InvalidRunTaskRequest(AssertionError):
+    """The domain built a RunTask request that ECS would reject for its shape, not for a runtime reason."""
+
+
+CLIENT_TOKEN = re.compile(r"^[\x21-\x7e]{1,64}$")  # ECS: up to 64 characters in the range 33-126
+STARTED_BY = re.compile(r"^[A-Za-z0-9_/-]{1,128}$")
+MAX_OVERRIDES_CHARS = 8192  # "A total of 8192 characters are allowed for overrides", JSON included
+REQUIRED_KEYS = ("cluster", "taskDefinition", "count", "networkConfiguration", "clientToken", "startedBy")
+
+
+def check_run_task_request(request: dict[str, Any]) -> None:
+    """ECS's documented limits on a RunTask request; raises :class:`InvalidRunTaskRequest`."""
+    missing = [k for k in REQUIRED_KEYS if k not in request]
+    if missing:
+        raise InvalidRunTaskRequest(f"missing {missing}")
+    if not CLIENT_TOKEN.match(request["clientToken"]):
+        raise InvalidRunTaskRequest(f"clientToken {request['clientToken']!r} is not 1-64 ASCII characters 33-126")
+    if not STARTED_BY.match(request["startedBy"]):
+        raise InvalidRunTaskRequest(f"startedBy {request['startedBy']!r} is not 1-128 of [A-Za-z0-9_/-]")
+    if not 1 <= request["count"] <= 10:
+        raise InvalidRunTaskRequest(f"count {request['count']} outside 1-10")
+    overrides = json.dumps(request.get("overrides", {}), separators=(",", ":"))
+    if len(overrides) > MAX_OVERRIDES_CHARS:
+        raise InvalidRunTaskRequest(f"overrides are {len(overrides)} characters, over {MAX_OVERRIDES_CHARS}")
+    if "capacityProviderStrategy" in request and "launchType" in request:
+        raise InvalidRunTaskRequest("capacityProviderStrategy and launchType are mutually exclusive")
+
+
+def family_from(task_definition: str) -> str:
+    return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+@dataclass
+class FakeTask:
+    arn: str
+    cluster: str
+    family: str
+    started_by: str | None
+    client_token: str | None = None
+    capacity_provider: str | None = None
+    desired_status: str = "RUNNING"
+    last_status: str = "PROVISIONING"
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    exit_code: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The task as DescribeTasks (or an "ECS Task State Change" detail) shows it."""
+        container: dict[str, Any] = {"name": "job", "lastStatus": self.last_status}
+        if self.exit_code is not None:
+            container["exitCode"] = self.exit_code
+        described: dict[str, Any] = {
+            "taskArn": self.arn,
+            "clusterArn": self.cluster,
+            "lastStatus": self.last_status,
+            "desiredStatus": self.desired_status,
+            "startedBy": self.started_by or "",
+            "group": f"family:{self.family}",
+            "containers": [container],
+        }
+        if self.capacity_provider:
+            described["capacityProviderName"] = self.capacity_provider
+        if self.stop_code:
+            described["stopCode"] = self.stop_code
+        if self.stopped_reason:
+            described["stoppedReason"] = self.stopped_reason
+        return described
+
+
+@dataclass
+class FakeCluster:
+    """ECS: RunTask results are scripted (a LaunchResult, or an exception to raise) and otherwise launch a task."""
+
+    tasks: list[FakeTask] = field(default_factory=list)
+    #: Every RunTask request, deep-copied, in order.
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    #: (task ARN, reason) of every StopTask.
+    stopped: list[tuple[str, str]] = field(default_factory=list)
+    #: Every call in order: ("run_task", clientToken), ("stop_task", ARN), ("active_tasks", family),
+    #: ("tasks_started_by", startedBy), ("describe_tasks", cluster).
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    validate: bool = True
+    _script: deque[LaunchResult | BaseException] = field(default_factory=deque)
+    _by_token: dict[tuple[str, str], str] = field(default_factory=dict)
+    _serial: int = 0
+
+    def script(self, *outcomes: LaunchResult | BaseException) -> None:
+        """The next RunTask calls return (or raise) these, in order; after them, RunTask launches."""
+        self._script.extend(outcomes)
+
+    def add_task(
+        self,
+        *,
+        family: str,
+        cluster: str = CLUSTER_ARN,
+        started_by: str | None = None,
+        desired: str = "RUNNING",
+        last_status: str = "RUNNING",
+    ) -> str:
+        """A task that is already there (started by an earlier run, or by someone else)."""
+        arn = self._new_arn(cluster)
+        self.tasks.append(FakeTask(arn, cluster, family, started_by, desired_status=desired, last_status=last_status))
+        return arn
+
+    def task(self, arn: str) -> FakeTask:
+        (found,) = [t for t in self.tasks if t.arn == arn]
+        return found
+
+    def finish(self, arn: str, *, exit_code: int | None = 0, stop_code: str = "EssentialContainerExited") -> FakeTask:
+        """The task stops by itself (its container exited)."""
+        task = self.task(arn)
+        task.desired_status = task.last_status = "STOPPED"
+        task.exit_code, task.stop_code = exit_code, stop_code
+        return task
+
+    def mutating_calls(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if c[0] in {"run_task", "stop_task"}]
+
+    # The port -----------------------------------------------------------------
+
+    def run_task(self, request: dict[str, Any]) -> LaunchResult:
+        self.requests.append(copy.deepcopy(request))
+        self.calls.append(("run_task", str(request.get("clientToken"))))
+        if self.validate:
+            check_run_task_request(request)
+        if self._script:
+            outcome = self._script.popleft()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            for arn in outcome.task_arns:
+                self._record(arn, request)
+            return outcome
+        token = (request["cluster"], request["clientToken"])
+        if token in self._by_token:  # ECS answers a repeated clientToken with the task it already started
+            return LaunchResult(task_arns=[self._by_token[token]])
+        arn = self._new_arn(request["cluster"])
+        self._record(arn, request)
+        self._by_token[token] = arn
+        return LaunchResult(task_arns=[arn])
+
+    def active_tasks(self, cluster: str, family: str) -> list[str]:
+        self.calls.append(("active_tasks", family))
+        return [
+            t.arn for t in self.tasks if t.cluster == cluster and t.family == family and t.desired_status == "RUNNING"
+        ]
+
+    def tasks_started_by(self, cluster: str, started_by: str) -> list[str]:
+        self.calls.append(("tasks_started_by", started_by))
+        return [t.arn for t in self.tasks if t.cluster == cluster and t.started_by == started_by]
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
+        self.calls.append(("stop_task", task_arn))
+        self.stopped.append((task_arn, reason))
+        for task in self.tasks:
+            if task.arn == task_arn and task.cluster == cluster:
+                task.desired_status = task.last_status = "STOPPED"
+                task.stop_code, task.stopped_reason = "UserInitiated", reason[:255]
+
+    def describe_tasks(self, cluster: str, task_arns: list[str]) -> dict[str, dict[str, Any]]:
+        assert len(task_arns) <= 100, "DescribeTasks takes at most 100 tasks"
+        self.calls.append(("describe_tasks", cluster))
+        wanted = set(task_arns)
+        return {t.arn: t.describe() for t in self.tasks if t.cluster == cluster and t.arn in wanted}
+
+    # Helpers ------------------------------------------------------------------
+
+    @property
+    def launched(self) -> list[FakeTask]:
+        """Tasks started through RunTask (not seeded with ``add_task``)."""
+        return [t for t in self.tasks if t.client_token is not None]
+
+    def _record(self, arn: str, request: dict[str, Any]) -> None:
+        strategy = request.get("capacityProviderStrategy") or [{}]
+        self.tasks.append(
+            FakeTask(
+                arn,
+                request["cluster"],
+                family_from(request["taskDefinition"]),
+                request.get("startedBy"),
+                client_token=request.get("clientToken"),
+                capacity_provider=strategy[0].get("capacityProvider"),
+            )
+        )
+
+    def _new_arn(self, cluster: str) -> str:
+        self._serial += 1
+        return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster.rsplit('/', 1)[-1]}/{self._serial:032x}"
