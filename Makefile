@@ -47,7 +47,7 @@ typecheck: install
 	$(RUN)/mypy
 
 test-unit: install  ## unit tests: no network
-	$(RUN)/pytest -q tests/unit
+	$(RUN)/pytest -q -n 2 tests/unit
 
 test-integration: install  ## integration tests: the real template deployed into moto
 	$(RUN)/pytest -q tests/integration
@@ -56,9 +56,14 @@ test-e2e: install  ## local mode end to end
 	$(RUN)/pytest -q tests/e2e
 
 test-template: install  ## template tests: sam validate --lint, cfn-lint, checkov, IAM assertions
+	@# src/requirements.txt (the Lambda package's dependencies) must be what the lock says
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate \
+		$(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) 2>/dev/null | diff -u src/requirements.txt - \
+		|| { echo "src/requirements.txt is stale: run make requirements"; exit 1; }
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 	$(CFN_LINT) template.yaml jobs/job.yaml
-	$(CHECKOV) --quiet --compact --framework cloudformation -f template.yaml -f jobs/job.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f jobs/job.yaml
 	$(RUN)/pytest -q tests/template
 
 test: lint test-unit test-integration test-template test-e2e  ## every test tier and the template checks

@@ -144,7 +144,8 @@ class Chaos:
         self.kill_some_dispatchers()
         bodies = self.triggers()
         expected = {run_id_for(idempotency_key(DispatchRequest.model_validate(b))) for b in bodies}
-        dispatch = self.p.dispatch_queue(quiet=True, **COMPRESSED)
+        mode = {"AWS_RETRY_MODE": self.args.retry_mode}
+        dispatch = self.p.dispatch_queue(quiet=True, **COMPRESSED, **mode)
         tracker = self.p.tracker_queue(quiet=True)
         store = self.p.runs()
         faults = EcsFaults(
@@ -201,6 +202,7 @@ class Chaos:
             "benchmark": "chaos",
             "events": self.args.events,
             "seed": self.args.seed,
+            "retry_mode": self.args.retry_mode,
             "runs_expected": len(expected),
             "runs_launched": len({run_id for run_id, _ in attempts}),
             "lost": len(expected) - len(final),
@@ -241,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-failures", type=float, default=0.05)
     parser.add_argument("--exit-failures", type=float, default=0.1)
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument(
+        "--retry-mode",
+        default="standard",
+        choices=["standard", "adaptive"],
+        help="botocore retry mode of the Dispatcher (adaptive's client-side limiter reads random injected "
+        "throttles as a rate signal and falls to its 0.5 req/s floor)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

@@ -119,7 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throttle", type=float, default=0.2)
     parser.add_argument("--duplicates", type=float, default=0.1, help="share of messages delivered twice")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--retry-mode", default="adaptive", choices=["adaptive", "standard"])
+    parser.add_argument(
+        "--retry-mode",
+        default="standard",
+        choices=["adaptive", "standard"],
+        help="botocore retry mode (adaptive's client-side limiter reads random injected throttles as a rate "
+        "signal and falls to its 0.5 req/s floor)",
+    )
     parser.add_argument("--baseline", action="store_true", help="also run without faults, for the ratio")
     parser.add_argument("--out", type=Path, help="write the JSON result here too")
     args = parser.parse_args(argv)

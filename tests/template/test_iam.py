@@ -318,10 +318,15 @@ def test_job_task_role_takes_managed_policies_only_when_the_job_asks(
 def test_pass_role_only_for_own_execution_and_job_roles_to_ecs_tasks(transformed_template: dict[str, Any]) -> None:
     passing = [grant for grant in identity_grants(transformed_template) if "iam:passrole" in grant.actions]
     allowed = [{"Fn::GetAtt": ["TaskExecutionRole", "Arn"]}, {"Fn::Sub": JOB_ROLE_PATH}]
+    # The one other role passed: the Tracker hands its own scheduler role to EventBridge Scheduler for late retries.
+    retry_role = [{"Fn::GetAtt": ["RetrySchedulerRole", "Arn"]}]
 
     assert passing, "the Dispatcher must be able to pass job roles"
     for grant in passing:
         assert grant.actions == ["iam:passrole"], f"{grant}: PassRole shares its statement"
+        if grant.resources == retry_role:
+            assert grant.condition("iam:PassedToService", ("StringEquals",)) in (SCHEDULER, [SCHEDULER]), grant
+            continue
         assert all(resource in allowed for resource in grant.resources), grant.resources
         assert grant.condition("iam:PassedToService", ("StringEquals",)) in (ECS_TASKS, [ECS_TASKS]), grant
 

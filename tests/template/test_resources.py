@@ -47,6 +47,7 @@ WIRING_VALUES = {
     "FileSystemId": "fs-0123456789abcdef0",
     "DataBucket": f"{STACK_NAME}-databucket-x4",
     "LogRetentionDays": "30",
+    "AlarmTopicArn": "arn:aws:sns:eu-central-1:123456789012:taskrunner-AlarmTopic-x5",
 }
 # Parameter sets the sample jobs do not cover: queue workers, a public IP, retried exit codes.
 EXTRA_JOB_PARAMETERS = {
@@ -125,7 +126,9 @@ class Evaluator:
     def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
         self.template = template
         self.parameters = parameters
-        self.conditions = {name: bool(self.value(body)) for name, body in template.get("Conditions", {}).items()}
+        self.conditions: dict[str, bool] = {}
+        for name, body in template.get("Conditions", {}).items():  # a condition may name an earlier one
+            self.conditions[name] = bool(self.value(body))
 
     def value(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -187,7 +190,10 @@ def job_parameters(job_template: dict[str, Any], passed: dict[str, Any]) -> dict
     """The parameter values one job stack receives: its template's defaults, then what the root passes."""
     values = {name: str(p["Default"]) for name, p in job_template["Parameters"].items() if "Default" in p}
     for name, value in passed.items():
-        values[name] = str(value) if not isinstance(value, dict) else WIRING_VALUES[name]
+        if not isinstance(value, dict):
+            values[name] = str(value)
+        else:  # an intrinsic: the wiring value, or (an image URI built with !Sub) a representative string
+            values[name] = WIRING_VALUES.get(name, f"123456789012.dkr.ecr.eu-central-1.amazonaws.com/{name.lower()}:1")
     for name, value in WIRING_VALUES.items():
         values.setdefault(name, value)
     return values
@@ -322,7 +328,7 @@ def test_runs_table_has_the_by_job_index_the_store_queries(transformed_template:
         {"AttributeName": "job", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
-    assert attributes == {"run_id": "S", "job": "S", "created_at": "S"}
+    assert attributes == {"run_id": "S", "job": "S", "created_at": "S", "status": "S"}
 
 
 # ------------------------------------------------------------------------------------------ ECS
@@ -670,7 +676,9 @@ def test_template_declares_a_scheduled_an_upload_and_an_event_job(root_template:
 
 def test_every_job_passes_identical_platform_wiring(root_template: dict[str, Any], job_template: dict) -> None:
     # Wiring is every parameter the job template cannot default, besides the job's own name and image.
+    # (AlarmTopicArn defaults to "no alarm" for stacks outside this platform, but the platform always passes it.)
     wiring = {name for name, p in job_template["Parameters"].items() if "Default" not in p} - {"JobName", "Image"}
+    wiring |= {"AlarmTopicArn"}
     samples = sample_jobs(root_template)
 
     assert wiring == set(WIRING_VALUES), "new wiring parameter: give it a representative value in WIRING_VALUES"

@@ -1,0 +1,126 @@
+"""Render the measured results in benchmarks/results/ into the README's benchmark section.
+
+The README holds markers (``<!-- BENCH:SCENARIOS -->`` …); everything between a marker and the next
+``<!-- /BENCH -->`` is replaced with tables built from the JSON files, so the page shows only
+numbers a run produced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / name
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text().strip().splitlines()[-1])
+    return data
+
+
+def scenarios() -> str:
+    table = RESULTS / "scenarios.md"
+    return table.read_text().strip() if table.exists() else "_not measured yet: run `make bench`_"
+
+
+def others() -> str:
+    parts: list[str] = []
+    dispatch = load("dispatch.json")
+    if dispatch:
+        parts += [
+            "### Dispatch: S3 uploads through EventBridge and the Dispatcher, RunTask throttled",
+            "",
+            "| uploads | duplicate deliveries injected | RunTask throttled | runs launched | duplicates | lost "
+            "| dead-lettered | RunTask calls | throttles | events/s | events/s without faults (same run) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {dispatch['events']:,} | {dispatch['duplicate_deliveries_injected']:,} | {dispatch['throttle_rate']:.0%} "
+            f"| {dispatch['runs_launched']:,} | {dispatch['duplicates']} | {dispatch['lost']} | {dispatch['dead_lettered']} "
+            f"| {dispatch['run_task_calls']:,} | {dispatch['throttles']:,} | {dispatch['events_per_s']} "
+            f"| {dispatch.get('baseline_events_per_s', 'n/a')} |",
+            "",
+            f"Uploads are real `PutObject` calls; moto's EventBridge routes them to the dispatch queue; an in-process "
+            f"event-source mapping delivers batches of 10 to the handler (one Lambda container, sequentially). "
+            f"botocore retry mode: {dispatch.get('retry_mode', 'adaptive')}. "
+            "Reproduce: `.venv/bin/python benchmarks/dispatch.py --events 10000 --baseline`.",
+            "",
+        ]
+    chaos = load("chaos.json")
+    if chaos:
+        faults = ", ".join(f"{k} {v:,}" for k, v in sorted(chaos["faults_injected"].items()))
+        parts += [
+            "### Chaos: triggers through Dispatcher and Tracker with faults injected",
+            "",
+            "| events | runs expected | runs launched | lost | duplicates | retried | dead-lettered | final status | seconds |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+            f"| {chaos['events']:,} | {chaos['runs_expected']:,} | {chaos['runs_launched']:,} | {chaos['lost']} "
+            f"| {chaos['duplicates']} | {chaos['retried']} | {chaos['dead_lettered']} "
+            f"| {', '.join(f'{k} {v}' for k, v in chaos['final_status'].items())} | {chaos['seconds']} |",
+            "",
+            f"Faults injected (seed {chaos['seed']}): {faults}.",
+            "",
+            "Reproduce: `.venv/bin/python benchmarks/chaos.py --events 1000 --seed 1 --json` (`--events 10000` for the "
+            "issue-sized run).",
+            "",
+        ]
+    cold = load("coldstart.json")
+    if cold:
+        parts += [
+            "### Cold start and package size",
+            "",
+            f"`import boto3` alone: {cold['boto3_import_ms']} ms (median of {cold['repeat']} fresh interpreters, interleaved).",
+            "",
+            "| function | handler import ms | ratio to `import boto3` | package MB (unzipped) |",
+            "|---|---:|---:|---:|",
+            *[
+                f"| {name} | {f['import_ms']} | {f['ratio_to_boto3']} | {f['package_mb']} |"
+                for name, f in cold["functions"].items()
+            ],
+            "",
+            "Reproduce: `make build && .venv/bin/python benchmarks/coldstart.py`.",
+            "",
+        ]
+    tick = load("scaler_tick.json")
+    if tick:
+        cold_round, warm = tick["cold_round"], tick["warm_round"]
+        parts += [
+            "### Scaler observation round",
+            "",
+            "| queue jobs | round | seconds (moto) | AWS calls |",
+            "|---:|---|---:|---:|",
+            f"| {tick['jobs']} | cold (registry read) | {cold_round['seconds']} | {cold_round['total_calls']} |",
+            f"| {tick['jobs']} | warm (registry cached) | {warm['seconds']} | {warm['total_calls']} |",
+            "",
+            "Calls by API and the headroom at 5,000 jobs: [docs/scaler-capacity.md](docs/scaler-capacity.md). "
+            "Reproduce: `.venv/bin/python benchmarks/scaler_tick.py --jobs 500`.",
+            "",
+        ]
+    return "\n".join(parts).strip() or "_not measured yet: run `make bench`_"
+
+
+def render(text: str, marker: str, body: str) -> str:
+    pattern = re.compile(rf"<!-- BENCH:{marker} -->.*?<!-- /BENCH -->", re.DOTALL)
+    block = f"<!-- BENCH:{marker} -->\n{body}\n<!-- /BENCH -->"
+    if f"<!-- BENCH:{marker} -->" not in text:
+        raise SystemExit(f"README has no BENCH:{marker} marker")
+    return pattern.sub(lambda _: block, text, count=1)
+
+
+def main() -> int:
+    text = README.read_text()
+    text = render(text, "SCENARIOS", scenarios())
+    text = render(text, "OTHERS", others())
+    README.write_text(text)
+    print(f"README benchmark section rendered from {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
