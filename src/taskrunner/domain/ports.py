@@ -46,6 +46,10 @@ class RunStore(Protocol):
 
     def get(self, run_id: str) -> Run | None: ...
 
+    def active(self, limit: int = 1000) -> list[Run]:
+        """Runs believed to have (or be about to have) a task, for reconciliation."""
+        ...
+
 
 @dataclass(frozen=True)
 class LaunchResult:
@@ -113,3 +117,11 @@ class StateStore(Protocol):
     def load(self, job: str) -> dict[str, Any] | None: ...
 
     def save(self, job: str, state: dict[str, Any]) -> None: ...
+
+
+class Messages(Protocol):
+    """What handlers do to SQS beyond the event-source mapping: dead-letter with a reason, back off."""
+
+    def dead_letter(self, queue_url: str, body: str, reason: str, source: dict[str, str]) -> None: ...
+
+    def retry_after(self, queue_url: str, receipt_handle: str, delay_s: int) -> None: ...

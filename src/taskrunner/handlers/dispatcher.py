@@ -20,19 +20,18 @@ from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.dispatch import Dispatcher, Outcome
 from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import InvalidJobSpec
+from taskrunner.domain.ports import Messages, Registry
 from taskrunner.domain.triggers import DispatchRequest, requests_from
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import DispatcherSettings
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @dataclass(frozen=True)
 class Service:
     settings: DispatcherSettings
-    registry: SsmRegistry
+    registry: Registry
     dispatcher: Dispatcher
-    queues: Queues
+    queues: Messages
 
 
 @functools.cache
@@ -44,13 +43,9 @@ def service() -> Service:
     return Service(settings, registry, dispatcher, Queues())
 
 
-def dispatch_all(body: str | dict[str, Any]) -> list[Outcome]:
+def dispatch_all(svc: Service, body: str | dict[str, Any]) -> list[Outcome]:
     """Every request in one body; raises PermanentError / TryLater for the body as a whole."""
-    svc = service()
-    outcomes = []
-    for request in requests_from(body, svc.registry.all):
-        outcomes.append(_dispatch(svc, request))
-    return outcomes
+    return [_dispatch(svc, request) for request in requests_from(body, svc.registry.all)]
 
 
 def _dispatch(svc: Service, request: DispatchRequest) -> Outcome:
@@ -76,46 +71,54 @@ def _dispatch(svc: Service, request: DispatchRequest) -> Outcome:
     return outcome
 
 
-def _dead_letter(body: str, reason: str, source: dict[str, str]) -> None:
-    svc = service()
+def _dead_letter(svc: Service, body: str, reason: str, source: dict[str, str]) -> None:
     svc.queues.dead_letter(svc.settings.dead_letter_queue_url, body, reason, source)
     logger.warning("dead-lettered", extra={"reason": reason, **source})
     count("DeadLettered", reason=reason.split(":", maxsplit=1)[0])
 
 
-def record_handler(record: SQSRecord) -> None:
+def handle_record(svc: Service, record: SQSRecord) -> None:
+    """One dispatch-queue message: launched, recorded, dead-lettered with its reason, or returned for later."""
     try:
-        dispatch_all(record.body)
+        dispatch_all(svc, record.body)
     except PermanentError as exc:
         if isinstance(exc, LaunchRejected):
             count("LaunchFailed")
         # Acknowledged: the message now lives in the DLQ with its reason, on its first attempt.
-        _dead_letter(record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn})
+        _dead_letter(
+            svc, record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn}
+        )
     except TryLater as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        scale = service().settings.backoff_scale
-        delay = round(min(exc.delay_s * scale * 2 ** (receive_count - 1), 900))
-        service().queues.retry_after(queue_url_from_arn(record.event_source_arn), record.receipt_handle, delay)
+        delay = round(min(exc.delay_s * svc.settings.backoff_scale * 2 ** (receive_count - 1), 900))
+        svc.queues.retry_after(queue_url_from_arn(record.event_source_arn), record.receipt_handle, delay)
         count("LaunchDeferred", reason=exc.reason.split(":")[0])
         logger.info("try later", reason=exc.reason, delay_s=delay, receive_count=receive_count)
         raise
+
+
+def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=len(event["Records"]))
+        response = process_partial_response(
+            event=event,
+            record_handler=functools.partial(handle_record, svc),
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
+        )
+        return dict(response)
+    # A bare EventBridge event or request: `sam local invoke`, or a rule that targets the function.
+    metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=1)
+    try:
+        outcomes = dispatch_all(svc, event)
+    except PermanentError as exc:
+        _dead_letter(svc, json.dumps(event, default=str), str(exc), {"source": "direct-invoke"})
+        return {"dead_lettered": str(exc)}
+    return {"runs": [{"run_id": o.run_id, "result": str(o.result), "task_arn": o.task_arn} for o in outcomes]}
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
-        metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=len(event["Records"]))
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-        return dict(response)
-    # A bare EventBridge event or request: `sam local invoke`, or a rule that targets the function.
-    metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=1)
-    try:
-        outcomes = dispatch_all(event)
-    except PermanentError as exc:
-        _dead_letter(json.dumps(event, default=str), str(exc), {"source": "direct-invoke"})
-        return {"dead_lettered": str(exc)}
-    return {"runs": [{"run_id": o.run_id, "result": str(o.result), "task_arn": o.task_arn} for o in outcomes]}
+    return handle_event(service(), event, context)

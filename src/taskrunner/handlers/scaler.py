@@ -30,7 +30,7 @@ def service() -> Service:
     settings = ScalerSettings.from_env()
     ecs = EcsCluster()
     autoscaler = Autoscaler(
-        SsmRegistry(settings.registry_prefix, max_age_s=int(settings.interval_s)),
+        SsmRegistry(settings.registry_prefix, max_age_s=60),  # a new or changed job is seen within a minute
         Queues(),
         ecs,
         ecs,

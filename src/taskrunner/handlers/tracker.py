@@ -20,23 +20,23 @@ from taskrunner.adapters.queues import Queues
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.retries import DispatchRetries
 from taskrunner.adapters.store import DynamoRunStore
-from taskrunner.domain.errors import PermanentError, TryLater
+from taskrunner.domain.errors import PermanentError
+from taskrunner.domain.ports import Messages, RunStore
 from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker
 from taskrunner.domain.triggers import describe
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import TrackerSettings
 
 STATE_CHANGE = "ECS Task State Change"
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @dataclass(frozen=True)
 class Service:
     settings: TrackerSettings
-    store: DynamoRunStore
+    store: RunStore
     tracker: Tracker
     reconciler: Reconciler
-    queues: Queues
+    queues: Messages
 
 
 @functools.cache
@@ -82,8 +82,7 @@ def task_state(body: str | dict[str, Any], cluster_arn: str) -> TaskState:
     return task
 
 
-def track(body: str | dict[str, Any]) -> Tracked:
-    svc = service()
+def track(svc: Service, body: str | dict[str, Any]) -> Tracked:
     tracked = svc.tracker.track(task_state(body, svc.settings.cluster_arn))
     if tracked.run_id:
         logger.set_correlation_id(tracked.run_id)
@@ -98,21 +97,23 @@ def track(body: str | dict[str, Any]) -> Tracked:
     return tracked
 
 
-def record_handler(record: SQSRecord) -> None:
+def _dead_letter(svc: Service, body: str, reason: str, source: dict[str, str]) -> None:
+    svc.queues.dead_letter(svc.settings.dead_letter_queue_url, body, reason, source)
+    logger.warning("dead-lettered", extra={"reason": reason, **source})
+    count("TrackerDeadLettered")
+
+
+def handle_record(svc: Service, record: SQSRecord) -> None:
+    """One state change: applied (or ignored as stale), or dead-lettered with its reason; TryLater returns it."""
     try:
-        track(record.body)
+        track(svc, record.body)
     except PermanentError as exc:
-        svc = service()
-        source = {"message-id": record.message_id, "source-queue": record.event_source_arn}
-        svc.queues.dead_letter(svc.settings.dead_letter_queue_url, record.body, str(exc), source)
-        logger.warning("dead-lettered", extra={"reason": str(exc), **source})
-        count("TrackerDeadLettered")
-    except TryLater:
-        raise  # back to the buffer queue; its redrive policy bounds the attempts
+        _dead_letter(
+            svc, record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn}
+        )
 
 
-def reconcile() -> dict[str, int]:
-    svc = service()
+def reconcile(svc: Service) -> dict[str, int]:
     report = svc.reconciler.reconcile(svc.store.active())
     for name, value in (("RunsReconciled", report.recovered), ("RunsTimedOut", report.timed_out)):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -121,24 +122,29 @@ def reconcile() -> dict[str, int]:
     return dict(vars(report))
 
 
+def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        metrics.add_metric(name="TrackerRecords", unit=MetricUnit.Count, value=len(event["Records"]))
+        response = process_partial_response(
+            event=event,
+            record_handler=functools.partial(handle_record, svc),
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
+        )
+        return dict(response)
+    if event.get("action") == "reconcile":
+        return reconcile(svc)
+    # A bare state-change event: `sam local invoke TrackerFunction -e events/ecs-task-stopped.json`.
+    try:
+        tracked = track(svc, event)
+    except PermanentError as exc:
+        _dead_letter(svc, json.dumps(event, default=str), str(exc), {"source": "direct-invoke"})
+        return {"dead_lettered": str(exc)}
+    return {"run_id": tracked.run_id, "status": tracked.status, "applied": tracked.applied, "ignored": tracked.ignored}
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
-        metrics.add_metric(name="TrackerRecords", unit=MetricUnit.Count, value=len(event["Records"]))
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-        return dict(response)
-    if event.get("action") == "reconcile":
-        return reconcile()
-    # A bare state-change event: `sam local invoke TrackerFunction -e events/ecs-task-stopped.json`.
-    try:
-        tracked = track(event)
-    except PermanentError as exc:
-        svc = service()
-        svc.queues.dead_letter(svc.settings.dead_letter_queue_url, json.dumps(event, default=str), str(exc), {})
-        count("TrackerDeadLettered")
-        return {"dead_lettered": str(exc)}
-    return {"run_id": tracked.run_id, "status": tracked.status, "applied": tracked.applied, "ignored": tracked.ignored}
+    return handle_event(service(), event, context)
