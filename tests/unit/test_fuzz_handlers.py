@@ -18,9 +18,9 @@ from taskrunner.domain.dispatch import Dispatcher
 from taskrunner.domain.runs import RunStatus, idempotency_key, run_id_for
 from taskrunner.domain.tracking import Reconciler, Tracker
 from taskrunner.domain.triggers import DispatchRequest
-from taskrunner.handlers import dispatcher, tracker
+from taskrunner.handlers import dispatcher, scaler, tracker
 from taskrunner.local.invoke import LambdaContext
-from taskrunner.settings import DispatcherSettings, TrackerSettings
+from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSettings
 from tests.conftest import load_event
 from tests.unit.fakes import (
     CLUSTER_ARN,
@@ -208,3 +208,34 @@ def test_tracker_rejects_state_changes_for_other_clusters_and_broken_details(oth
     assert "dead_lettered" in response
     assert messages.dead
     assert not [c for c in store.calls if c[0] == "update" and c[2] is not RunStatus.CLAIMED and c[3]]
+
+
+@dataclass
+class CountingAutoscaler:
+    rounds: int = 0
+
+    def round(self) -> list[Any]:
+        self.rounds += 1
+        return []
+
+
+@FUZZ
+@given(event=JSON | HOSTILE_OBJECTS)
+def test_scaler_never_crashes_and_never_scales_on_a_malformed_event(event: Any) -> None:
+    autoscaler = CountingAutoscaler()
+    settings_ = ScalerSettings.from_env(
+        {
+            "REGISTRY_PREFIX": "/taskrunner/t/jobs",
+            "SCALER_STATE_TABLE": "s",
+            "SCALER_INTERVAL_S": "0.001",
+            "SCALER_WINDOW_S": "0.002",
+        }
+    )
+    svc = scaler.Service(settings_, autoscaler)  # type: ignore[arg-type]
+
+    response = scaler.handle_event(svc, event, CONTEXT)
+
+    if "error" in response:
+        assert autoscaler.rounds == 0
+    else:
+        assert autoscaler.rounds == response["rounds"] >= 1

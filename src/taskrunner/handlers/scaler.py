@@ -9,12 +9,14 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskrunner.adapters.ecs import EcsCluster
 from taskrunner.adapters.queues import Queues
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.state import DynamoStateStore
 from taskrunner.domain.autoscale import Autoscaler, JobRound
+from taskrunner.domain.triggers import describe
 from taskrunner.observability import count, emit, logger, metrics, tracer
 from taskrunner.settings import ScalerSettings
 
@@ -63,13 +65,22 @@ def report(result: JobRound) -> None:
         )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    svc = service()
-    # `{"rounds": N}` limits an invocation (taskrunner invoke, tests); a schedule sends no such field.
-    max_rounds = int(event.get("rounds", 0)) if isinstance(event, dict) else 0
+class ScalerEvent(BaseModel):
+    """A schedule tick carries nothing; `{"rounds": N}` limits an invocation (taskrunner invoke, tests, local mode)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rounds: int = Field(default=0, ge=0, le=240)
+
+
+def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = ScalerEvent.model_validate(event if isinstance(event, dict) else {"rounds": event})
+    except ValidationError as exc:
+        # Scaling on a bad request would act on a misconfiguration; say why and do nothing (no retry storm).
+        logger.error("invalid scaler event", error=describe(exc))
+        count("ScalerInvalidEvents")
+        return {"rounds": 0, "error": describe(exc)}
     started, rounds, results = time.monotonic(), 0, []
     while True:
         round_started = time.monotonic()
@@ -78,7 +89,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             report(result)
         rounds += 1
         elapsed = time.monotonic() - started
-        if (max_rounds and rounds >= max_rounds) or elapsed + svc.settings.interval_s > svc.settings.window_s:
+        if (request.rounds and rounds >= request.rounds) or elapsed + svc.settings.interval_s > svc.settings.window_s:
             break
         if context.get_remaining_time_in_millis() / 1000 < svc.settings.interval_s * 2:
             break
@@ -96,3 +107,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             for r in results
         },
     }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle_event(service(), event, context)
