@@ -73,9 +73,12 @@ def drain(platform: Platform, timeout_s: float, retry_mode: str) -> int:
     return deliveries
 
 
-def run(events: int, throttle: float, duplicate_share: float, seed: int, retry_mode: str) -> dict[str, Any]:
+def run(
+    events: int, throttle: float, duplicate_share: float, seed: int, retry_mode: str, stack: str = "taskrunner"
+) -> dict[str, Any]:
     rng = random.Random(seed)
-    with local_platform(ROOT) as platform:
+    # moto's state is process-wide: a second run in the same process deploys a stack of its own.
+    with local_platform(ROOT, stack_name=stack) as platform:
         upload(platform, events)
         duplicates_injected = duplicate_some(platform, duplicate_share, rng)
         with inject(EcsFaults(seed=seed, throttle_rate=throttle)) as faults:
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.events, args.throttle, args.duplicates, args.seed, args.retry_mode)
     if args.baseline:
-        base = run(args.events, 0.0, 0.0, args.seed, args.retry_mode)
+        base = run(args.events, 0.0, 0.0, args.seed, args.retry_mode, stack="taskrunner-baseline")
         result["baseline_events_per_s"] = base["events_per_s"]
         result["throughput_ratio_vs_baseline"] = round(result["events_per_s"] / base["events_per_s"], 3)
     text = json.dumps(result)

@@ -17,6 +17,7 @@ from taskrunner.domain.runs import Run
 from taskrunner.local.ecs_events import put_entry
 from taskrunner.local.esm import EventSourceMapping
 from taskrunner.local.invoke import DeployedFunction, deployed_function, invoke
+from taskrunner.local.moto_ecs import pin_task_states
 from taskrunner.local.server import embedded_aws
 from taskrunner.local.stack import REGION, Deployment, deploy, network
 
@@ -110,10 +111,14 @@ class Platform:
 
 
 @contextmanager
-def local_platform(root: Path, stack_name: str = DEFAULT_STACK, data_bucket: str | None = None) -> Iterator[Platform]:
+def local_platform(
+    root: Path, stack_name: str = DEFAULT_STACK, data_bucket: str | None = None, port: int | None = None
+) -> Iterator[Platform]:
     """Start the embedded AWS and deploy the real template into it (about three seconds)."""
     warnings.filterwarnings("ignore", message="Tried to parse AWS::")
-    with embedded_aws() as endpoint:
+    # moto would advance a task's lastStatus on every DescribeTasks; tasks stay RUNNING until StopTask.
+    pin_task_states()
+    with embedded_aws(port) as endpoint:
         parameters = network(endpoint)
         if data_bucket:
             s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
