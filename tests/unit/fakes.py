@@ -410,7 +410,7 @@ class FakeCluster:
     calls: list[tuple[str, str]] = field(default_factory=list)
     validate: bool = True
     _script: deque[LaunchResult | BaseException] = field(default_factory=deque)
-    _by_token: dict[tuple[str, str], str] = field(default_factory=dict)
+    _by_token: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _serial: int = 0
 
     def script(self, *outcomes: LaunchResult | BaseException) -> None:
@@ -460,12 +460,13 @@ class FakeCluster:
                 self._record(arn, request)
             return outcome
         token = (request["cluster"], request["clientToken"])
-        if token in self._by_token:  # ECS answers a repeated clientToken with the task it already started
-            return LaunchResult(task_arns=[self._by_token[token]])
-        arn = self._new_arn(request["cluster"])
-        self._record(arn, request)
-        self._by_token[token] = arn
-        return LaunchResult(task_arns=[arn])
+        if token in self._by_token:  # ECS answers a repeated clientToken with the tasks it already started
+            return LaunchResult(task_arns=list(self._by_token[token]))
+        arns = [self._new_arn(request["cluster"]) for _ in range(int(request.get("count", 1)))]
+        for arn in arns:
+            self._record(arn, request)
+        self._by_token[token] = arns
+        return LaunchResult(task_arns=arns)
 
     def active_tasks(self, cluster: str, family: str) -> list[str]:
         self.calls.append(("active_tasks", family))

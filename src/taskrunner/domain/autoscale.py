@@ -18,10 +18,13 @@ from taskrunner.domain.errors import PermanentError, TryLater
 from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.domain.launch import MAX_TASKS_PER_CALL, worker_task_request
 from taskrunner.domain.ports import Cluster, Depths, Registry, ServiceCounts, Services, StateStore
-from taskrunner.domain.scaling import Decision, Observation, ScalerState, ScalingSpec, decide
+from taskrunner.domain.scaling import Decision, Observation, ScalerState, ScalingSpec, after_launch, decide
 
 #: ECS's RunTask limit is 20 calls/s and Fargate launches refill at 20 tasks/s: pace launches under both.
 LAUNCHES_PER_S = 20.0
+#: At most this many launches per round (7.5 s of pacing), so one job's burst cannot stall every other
+#: job's observation past the round; the rest is asked for again on the next round.
+MAX_LAUNCHES_PER_ROUND = 150
 
 
 @dataclass(frozen=True)
@@ -105,22 +108,28 @@ class Autoscaler:
                     self.services.set_desired(spec.cluster, spec.service or "", decision.desired)
                     applied = True
             elif decision.launch > 0:
-                launched = self._launch(spec, decision.launch, observation.at)
+                launched, error = self._launch(spec, min(decision.launch, MAX_LAUNCHES_PER_ROUND), observation.at)
                 applied = launched > 0
         except (TryLater, PermanentError) as exc:
             error = str(exc)
         except Exception as exc:  # one job's failure must not stop the others' scaling
             error = f"{type(exc).__name__}: {exc}"
-        self.states.save(spec.name, decision.state.model_dump(mode="json"))
+        self.states.save(spec.name, after_launch(decision, launched).model_dump(mode="json"))
         return JobRound(spec.name, observation, decision, applied, launched, error)
 
-    def _launch(self, spec: JobSpec, count: int, at: float) -> int:
+    def _launch(self, spec: JobSpec, count: int, at: float) -> tuple[int, str | None]:
+        """Tasks started, and why it stopped short if it did (the count is kept either way)."""
         launched = 0
         for call, start in enumerate(range(0, count, MAX_TASKS_PER_CALL)):
             n = min(MAX_TASKS_PER_CALL, count - start)
             # Same round, same call → same token: a retried invocation does not launch the batch twice.
             token = hashlib.sha256(f"{spec.name}|{at:.0f}|{call}".encode()).hexdigest()[:40]
-            result = self.cluster.run_task(worker_task_request(spec, n, f"scale-{token}"))
+            try:
+                result = self.cluster.run_task(worker_task_request(spec, n, f"scale-{token}"))
+            except (TryLater, PermanentError) as exc:
+                return launched, str(exc)
             launched += len(result.task_arns)
+            if result.failures:
+                return launched, f"RunTask failures: {result.failures[:3]}"
             self.sleep(n / LAUNCHES_PER_S)
-        return launched
+        return launched, None

@@ -348,3 +348,21 @@ def _decide_per_message(obs: Observation, state: ScalerState, spec: ScalingSpec)
         }
     )
     return Decision(desired=desired, launch=launch, reason=reason, state=next_state)
+
+
+def after_launch(decision: Decision, started: int) -> ScalerState:
+    """The next state when only ``started`` of ``decision.launch`` tasks started (a capped round, or RunTask
+    failures): the rest is not remembered as launched, so the next round asks for it again."""
+    missing = decision.launch - started
+    state = decision.state
+    if missing <= 0 or not state.launches:
+        return state
+    at, _ = state.launches[-1]
+    launches = (*state.launches[:-1], (at, started)) if started else state.launches[:-1]
+    return state.model_copy(
+        update={
+            "launches": launches,
+            "expected_tasks": max(0, state.expected_tasks - missing),
+            "desired": max(0, (state.desired or 0) - missing),
+        }
+    )

@@ -1,0 +1,81 @@
+"""One Scaler round with fakes: per-message launches are capped per round, and what did not start is asked for again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskrunner.domain.autoscale import MAX_LAUNCHES_PER_ROUND, Autoscaler
+from taskrunner.domain.ports import LaunchResult, QueueDepth, ServiceCounts
+from tests.unit.fakes import FakeCluster, FakeRegistry, job_spec
+
+
+@dataclass
+class Depths:
+    visible: int
+
+    def depth(self, queue_url: str) -> QueueDepth:
+        return QueueDepth(self.visible, 0, 0)
+
+
+@dataclass
+class NoServices:
+    def describe(self, cluster: str, services: list[str]) -> dict[str, ServiceCounts]:
+        return {}
+
+    def set_desired(self, cluster: str, service: str, desired: int) -> None:
+        raise AssertionError("per-message jobs have no service")
+
+
+@dataclass
+class States:
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def load(self, job: str) -> dict[str, Any] | None:
+        return self.saved.get(job)
+
+    def save(self, job: str, state: dict[str, Any]) -> None:
+        self.saved[job] = state
+
+
+def per_message_scaler(visible: int, cluster: FakeCluster, now: list[float]) -> Autoscaler:
+    spec = job_spec(
+        name="transcode",
+        task_definition="taskrunner-transcode",
+        queue_mode="per-message",
+        queue_url="https://sqs.example/transcode",
+        scaling={"max_tasks": 1000, "acceptable_latency_s": 600, "msg_processing_s": 60},
+    )
+    return Autoscaler(
+        FakeRegistry(spec), Depths(visible), NoServices(), cluster, States(), clock=lambda: now[0], sleep=lambda _: None
+    )
+
+
+def test_a_burst_launches_at_most_the_round_cap_and_the_rest_next_round() -> None:
+    """GIVEN 400 messages and no workers
+    WHEN rounds run every 15 s (earlier rounds' tasks listed by ECS)
+    THEN each round launches at most the cap until the backlog is covered, once, in batches of at most 10."""
+    cluster, now = FakeCluster(), [1000.0]
+    scaler = per_message_scaler(400, cluster, now)
+
+    launched = []
+    for _ in range(4):
+        launched.append(scaler.round()[0].launched)
+        now[0] += 15
+
+    assert launched == [MAX_LAUNCHES_PER_ROUND, MAX_LAUNCHES_PER_ROUND, 400 - 2 * MAX_LAUNCHES_PER_ROUND, 0]
+    assert all(request["count"] <= 10 for request in cluster.requests)
+
+
+def test_tasks_that_failed_to_start_are_asked_for_again_not_remembered_as_launched() -> None:
+    cluster, now = FakeCluster(), [1000.0]
+    cluster.script(LaunchResult(task_arns=[], failures=[{"reason": "Capacity is unavailable"}]))
+    scaler = per_message_scaler(5, cluster, now)
+
+    first = scaler.round()[0]
+    now[0] += 15
+    second = scaler.round()[0]
+
+    assert first.launched == 0
+    assert first.error is not None
+    assert second.launched == 5
