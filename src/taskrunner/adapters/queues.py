@@ -64,7 +64,3 @@ class Queues:
         except (ClientError, BotoCoreError):
             return None
         return QueueDepth(*(int(attrs.get(name, 0)) for name in DEPTH_ATTRIBUTES))
-
-    def send(self, queue_url: str, body: str, delay_s: int = 0) -> str:
-        response = self.sqs.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=min(delay_s, 900))
-        return response["MessageId"]

@@ -76,11 +76,6 @@ class RetryPolicy(BaseModel):
     #: Application exit codes that retry; empty means an application failure never retries.
     retry_exit_codes: IntList = Field(default_factory=list)
 
-    @field_validator("retry_exit_codes", mode="before")
-    @classmethod
-    def _exit_codes(cls, value: Any) -> Any:
-        return _split_ints(value)
-
 
 class ScalingParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -63,9 +63,6 @@ _RANK = {
     ),
 }
 
-#: RunStatus values for which a job still has (or is about to have) a task.
-ACTIVE = frozenset({RunStatus.CLAIMED, RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING})
-
 
 class Run(BaseModel):
     model_config = ConfigDict(frozen=True)
