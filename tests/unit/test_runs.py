@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskrunner.domain.runs import (
-    ACTIVE,
     RunStatus,
     as_item,
     client_token,
@@ -205,11 +204,6 @@ def test_terminal_states_share_one_rank_so_none_replaces_another():
 @pytest.mark.parametrize("status", list(RunStatus))
 def test_terminal_flag(status):
     assert status.terminal is (status in TERMINAL)
-
-
-def test_active_is_the_non_terminal_states():
-    assert frozenset(FORWARD) == ACTIVE
-    assert all(not s.terminal for s in ACTIVE)
 
 
 @pytest.mark.parametrize("attempt", range(1, 10))
