@@ -1,4 +1,7 @@
-"""The unit tier runs handlers' cores with fakes: no metric namespace, no X-Ray daemon, quiet logs."""
+"""The unit tier runs handlers' cores with fakes: metrics off (a namespace set, so a full buffer cannot fail), no X-Ray.
+
+Only what the handlers need: these variables reach every process the session starts, worker subprocesses included.
+"""
 
 from __future__ import annotations
 
@@ -6,5 +9,4 @@ import os
 
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TaskrunnerUnitTests")

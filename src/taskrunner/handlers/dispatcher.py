@@ -22,6 +22,7 @@ from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import InvalidJobSpec
 from taskrunner.domain.ports import Messages, Registry
 from taskrunner.domain.triggers import DispatchRequest, requests_from
+from taskrunner.handlers.common import dead_letter, record_source
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import DispatcherSettings
 
@@ -72,9 +73,7 @@ def _dispatch(svc: Service, request: DispatchRequest) -> Outcome:
 
 
 def _dead_letter(svc: Service, body: str, reason: str, source: dict[str, str]) -> None:
-    svc.queues.dead_letter(svc.settings.dead_letter_queue_url, body, reason, source)
-    logger.warning("dead-lettered", extra={"reason": reason, **source})
-    count("DeadLettered", reason=reason.split(":", maxsplit=1)[0])
+    dead_letter(svc.queues, svc.settings.dead_letter_queue_url, body, reason, source, metric="DeadLettered")
 
 
 def handle_record(svc: Service, record: SQSRecord) -> None:
@@ -85,9 +84,7 @@ def handle_record(svc: Service, record: SQSRecord) -> None:
         if isinstance(exc, LaunchRejected):
             count("LaunchFailed")
         # Acknowledged: the message now lives in the DLQ with its reason, on its first attempt.
-        _dead_letter(
-            svc, record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn}
-        )
+        _dead_letter(svc, record.body, str(exc), record_source(record))
     except TryLater as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
         delay = round(min(exc.delay_s * svc.settings.backoff_scale * 2 ** (receive_count - 1), 900))

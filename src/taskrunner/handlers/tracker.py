@@ -24,6 +24,7 @@ from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.ports import Messages, RunStore
 from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker
 from taskrunner.domain.triggers import describe
+from taskrunner.handlers.common import dead_letter, record_source
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import TrackerSettings
 
@@ -98,9 +99,7 @@ def track(svc: Service, body: str | dict[str, Any]) -> Tracked:
 
 
 def _dead_letter(svc: Service, body: str, reason: str, source: dict[str, str]) -> None:
-    svc.queues.dead_letter(svc.settings.dead_letter_queue_url, body, reason, source)
-    logger.warning("dead-lettered", extra={"reason": reason, **source})
-    count("TrackerDeadLettered")
+    dead_letter(svc.queues, svc.settings.dead_letter_queue_url, body, reason, source, metric="TrackerDeadLettered")
 
 
 def handle_record(svc: Service, record: SQSRecord) -> None:
@@ -108,9 +107,7 @@ def handle_record(svc: Service, record: SQSRecord) -> None:
     try:
         track(svc, record.body)
     except PermanentError as exc:
-        _dead_letter(
-            svc, record.body, str(exc), {"message-id": record.message_id, "source-queue": record.event_source_arn}
-        )
+        _dead_letter(svc, record.body, str(exc), record_source(record))
 
 
 def reconcile(svc: Service) -> dict[str, int]:
