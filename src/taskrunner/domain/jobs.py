@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from taskrunner.domain.overrides import allowable, override_problems
+
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
@@ -124,6 +126,8 @@ class JobSpec(BaseModel):
 
     #: Environment of every run (the Dispatcher passes it as container overrides).
     environment: dict[str, str] = Field(default_factory=dict)
+    #: Names a manual run may override (``taskrunner run --env``); nothing else may carry overrides.
+    allowed_env_overrides: CsvList = Field(default_factory=list)
     #: ``taskrunner local`` runs this command in place of the image.
     local_command: str = ""
 
@@ -138,6 +142,23 @@ class JobSpec(BaseModel):
         if not JOB_NAME.match(value):
             raise ValueError("job name must be 1-40 lowercase letters, digits or '-', starting with a letter")
         return value
+
+    @field_validator("allowed_env_overrides")
+    @classmethod
+    def _allowed_overrides(cls, value: list[str]) -> list[str]:
+        problems = [why for name in value if (why := allowable(name))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def reserved_env_names(self) -> frozenset[str]:
+        """The job's own variables: an override may not shadow them."""
+        return frozenset(self.environment)
+
+    def override_problems(self, env: dict[str, str], *, manual: bool) -> list[str]:
+        return override_problems(
+            env, manual=manual, allowed=self.allowed_env_overrides, reserved=self.reserved_env_names()
+        )
 
     @field_validator("max_concurrency", mode="before")
     @classmethod
