@@ -196,6 +196,29 @@ class FakeRegistry:
                 continue
         return specs
 
+    def invalid(self) -> dict[str, str]:
+        found = {}
+        for name in self.entries:
+            try:
+                self.get(name)
+            except InvalidJobSpec as exc:
+                found[name] = str(exc)
+        return found
+
+
+class FakePauses:
+    def __init__(self, *paused: str) -> None:
+        self.jobs: dict[str, str] = dict.fromkeys(paused, "paused")
+
+    def paused(self) -> frozenset[str]:
+        return frozenset(self.jobs)
+
+    def set_paused(self, job: str, paused: bool, reason: str = "") -> None:
+        if paused:
+            self.jobs[job] = reason or "paused"
+        else:
+            self.jobs.pop(job, None)
+
 
 # --------------------------------------------------------------------------- RunStore
 

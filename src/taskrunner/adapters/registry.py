@@ -40,13 +40,27 @@ class SsmRegistry:
             raise UnknownJob(job)
         return spec
 
+    def _scan(self) -> tuple[list[JobSpec], dict[str, str]]:
+        raw: dict[str, Any] = self._provider.get_multiple(self.prefix, max_age=self.max_age_s, recursive=False)
+        specs, invalid = [], {}
+        for name, value in sorted(raw.items()):
+            try:
+                spec = JobSpec.parse(str(value))
+            except InvalidJobSpec as exc:
+                invalid[name] = str(exc)
+                continue
+            if spec.name != name:
+                invalid[name] = f"entry names job {spec.name!r}, not {name!r}"
+                continue
+            specs.append(spec)
+        return specs, invalid
+
     def all(self) -> list[JobSpec]:
         """Every valid job; an invalid entry is logged and left out, so one bad job cannot stop the others."""
-        raw: dict[str, Any] = self._provider.get_multiple(self.prefix, max_age=self.max_age_s, recursive=False)
-        specs = []
-        for name, value in raw.items():
-            try:
-                specs.append(JobSpec.parse(str(value)))
-            except InvalidJobSpec as exc:
-                log.error("invalid registry entry %s/%s: %s", self.prefix, name, exc)
+        specs, invalid = self._scan()
+        for name, reason in invalid.items():
+            log.error("invalid registry entry %s/%s: %s", self.prefix, name, reason)
         return specs
+
+    def invalid(self) -> dict[str, str]:
+        return self._scan()[1]

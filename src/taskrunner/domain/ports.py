@@ -17,6 +17,18 @@ class Registry(Protocol):
 
     def all(self) -> list[JobSpec]: ...
 
+    def invalid(self) -> dict[str, str]:
+        """Entries that do not validate, by parameter name, with why (reported, never silently absent)."""
+        ...
+
+
+class Pauses(Protocol):
+    """Jobs an operator paused (``taskrunner pause``): their schedules and rules start no new run until resumed."""
+
+    def paused(self) -> frozenset[str]: ...
+
+    def set_paused(self, job: str, paused: bool, reason: str = "") -> None: ...
+
 
 class ClaimKind(StrEnum):
     NEW = "new"

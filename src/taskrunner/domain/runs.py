@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from taskrunner.domain.triggers import DispatchRequest, Trigger
 
@@ -64,6 +64,30 @@ _RANK = {
 }
 
 
+class Attempt(BaseModel):
+    """One attempt of a run: its own task, times, exit and reason (a run keeps every attempt, not only the last)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int = Field(ge=1)
+    status: RunStatus | None = None
+    task_arn: str | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    exit_code: int | None = None
+    stop_code: str | None = None
+    reason: str | None = None
+    failure: str | None = None
+    log_stream: str | None = None
+
+
+def _attempts(value: Any) -> Any:
+    # DynamoDB holds attempts as a map keyed by the attempt number, so one attempt's update never rewrites another's.
+    if isinstance(value, dict):
+        return [{"number": int(k)} | dict(v) for k, v in sorted(value.items(), key=lambda kv: int(kv[0]))]
+    return value
+
+
 class Run(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -87,6 +111,16 @@ class Run(BaseModel):
     request: str | None = None
     started_at: datetime | None = None
     stopped_at: datetime | None = None
+    #: Every attempt so far, oldest first.
+    attempts: Annotated[tuple[Attempt, ...], BeforeValidator(_attempts)] = ()
+
+    def attempt_record(self, number: int) -> Attempt | None:
+        return next((a for a in self.attempts if a.number == number), None)
+
+
+def log_stream(job: str, task_arn: str, container: str = "job") -> str:
+    """A task's awslogs stream: ``<prefix>/<container>/<task id>``; jobs/job.yaml sets the prefix to the job."""
+    return f"{job}/{container}/{task_arn.rsplit('/', 1)[-1]}"
 
 
 def idempotency_key(request: DispatchRequest) -> str:
