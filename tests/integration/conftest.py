@@ -6,6 +6,7 @@ by stopping the cluster's tasks before each test.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,20 @@ class Stack(Platform):
     def run_record(self, run_id: str) -> dict[str, Any] | None:
         found = self.run(run_id)
         return found.model_dump(mode="json") if found else None
+
+    def register_job(self, name: str, like: str = "order-audit", **changes: Any) -> str:
+        """A job of this stack like ``like`` with ``changes`` to its spec, registered as a job stack would: its
+        own task-definition family ``<stack>-<name>`` (what the Dispatcher and Tracker accept) and registry entry."""
+        ssm, ecs = self.client("ssm"), self.client("ecs")
+        prefix = self.outputs["RegistryPrefix"]
+        spec = json.loads(ssm.get_parameter(Name=f"{prefix}/{like}")["Parameter"]["Value"])
+        family = f"{self.stack_name}-{name}"
+        definition = ecs.describe_task_definition(taskDefinition=spec["task_definition"])["taskDefinition"]
+        keep = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory", "taskRoleArn")
+        ecs.register_task_definition(family=family, **{k: definition[k] for k in keep if k in definition})
+        spec |= {"name": name, "task_definition": family} | changes
+        ssm.put_parameter(Name=f"{prefix}/{name}", Value=json.dumps(spec), Type="String", Overwrite=True)
+        return name
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -43,7 +42,8 @@ def test_run_task_carries_task_definition_network_capacity_and_identity(stack: S
 
     stack.dispatch_queue().drain()
 
-    [request] = ecs_calls.run_task_requests
+    # Only this test's launch (a retry an earlier test scheduled may surface in the same drain).
+    [request] = [r for r in ecs_calls.run_task_requests if r["startedBy"] == f"{rid(body)}-1"]
     subnets = stack.deployment.parameters["Subnets"].split(",")
     assert request["taskDefinition"] == "taskrunner-thumbnails"
     assert request["cluster"] == stack.outputs["ClusterArn"]
@@ -104,13 +104,8 @@ def test_forbid_runs_again_once_the_active_run_stopped(stack: Stack) -> None:
 
 @pytest.fixture
 def replace_job(stack: Stack) -> str:
-    """A job with overlap Replace, registered the way job stacks register: its own registry entry."""
-    ssm = stack.client("ssm")
-    prefix = stack.outputs["RegistryPrefix"]
-    spec = json.loads(ssm.get_parameter(Name=f"{prefix}/nightly-report")["Parameter"]["Value"])
-    spec |= {"name": "replacing-report", "overlap": "Replace", "starting_deadline_s": 0}
-    ssm.put_parameter(Name=f"{prefix}/replacing-report", Value=json.dumps(spec), Type="String", Overwrite=True)
-    return "replacing-report"
+    """A job with overlap Replace, registered the way job stacks register."""
+    return stack.register_job("replacing-report", like="nightly-report", overlap="Replace", starting_deadline_s=0)
 
 
 def test_replace_stops_the_active_run_then_starts_the_new_one(stack: Stack, replace_job: str) -> None:
@@ -183,10 +178,10 @@ def test_lambda_dying_between_run_task_and_record_write_never_launches_twice(sta
     request = DispatchRequest.model_validate(manual("order-audit"))
 
     with pytest.raises(SystemExit):
-        Dispatcher(registry, dying, cluster, clock=lambda: now[0]).dispatch(request)
+        Dispatcher(registry, dying, cluster, stack=stack.bounds(), clock=lambda: now[0]).dispatch(request)
     now[0] += 121  # the claim's lease (120 s) expires; SQS redelivers the message
     store = DynamoRunStore(stack.outputs["RunsTableName"], stack.client("dynamodb"))
-    outcome = Dispatcher(registry, store, cluster, clock=lambda: now[0]).dispatch(request)
+    outcome = Dispatcher(registry, store, cluster, stack=stack.bounds(), clock=lambda: now[0]).dispatch(request)
 
     assert outcome.result is Result.ADOPTED
     started = [t for t in stack.tasks(family="taskrunner-order-audit") if t["startedBy"] == f"{outcome.run_id}-1"]

@@ -39,13 +39,8 @@ def status(stack: Stack, run_id: str) -> str:
 
 @pytest.fixture
 def retrying_job(stack: Stack) -> str:
-    """order-audit with 3 attempts and exit code 3 retryable, registered as its own registry entry."""
-    ssm = stack.client("ssm")
-    prefix = stack.outputs["RegistryPrefix"]
-    spec = json.loads(ssm.get_parameter(Name=f"{prefix}/order-audit")["Parameter"]["Value"])
-    spec |= {"name": "flaky-audit", "retry": {"max_attempts": 3, "retry_exit_codes": "3", "backoff_base_s": 2}}
-    ssm.put_parameter(Name=f"{prefix}/flaky-audit", Value=json.dumps(spec), Type="String", Overwrite=True)
-    return "flaky-audit"
+    """A job with 3 attempts and exit code 3 retryable."""
+    return stack.register_job("flaky-audit", retry={"max_attempts": 3, "retry_exit_codes": "3", "backoff_base_s": 2})
 
 
 def test_state_changes_move_a_run_forward_to_succeeded(stack: Stack) -> None:
@@ -147,35 +142,58 @@ def test_reconciliation_recovers_a_lost_stop_event(stack: Stack) -> None:
     assert status(stack, run_id) in {"STOPPED", "FAILED", "SUCCEEDED"}
 
 
-def test_reconciliation_stops_a_run_past_its_timeout(stack: Stack) -> None:
-    ssm = stack.client("ssm")
-    prefix = stack.outputs["RegistryPrefix"]
-    spec = json.loads(ssm.get_parameter(Name=f"{prefix}/order-audit")["Parameter"]["Value"])
-    ssm.put_parameter(
-        Name=f"{prefix}/quick-audit",
-        Value=json.dumps(spec | {"name": "quick-audit", "timeout_s": 1}),
-        Type="String",
-        Overwrite=True,
-    )
-    run_id, task = launch(stack, "quick-audit")
+def test_reconciliation_stops_a_run_past_its_timeout_and_its_stop_records_timed_out(stack: Stack) -> None:
+    """GIVEN a run RUNNING past its job's timeout
+    WHEN reconciliation runs
+    THEN it stops the task with the timeout reason, and the task's own STOPPED event records TIMED_OUT with the
+    exit code the task really had (143 after SIGTERM), not one reconciliation made up."""
+    run_id, task = launch(stack, stack.register_job("quick-audit", timeout_s=1))
     old = task_state_change(task, "RUNNING")
     old["detail"]["startedAt"] = "2026-01-01T00:00:00+00:00"
     deliver(stack, old)
 
     stack.invoke("TrackerFunctionName", {"action": "reconcile"})
 
+    stopped = stack.task(task["taskArn"])
+    assert stopped["desiredStatus"] == "STOPPED"
+    assert "timed out" in stopped["stoppedReason"]
+    deliver(stack, task_state_change(task, "STOPPED", exit_code=143, stopped_reason=stopped["stoppedReason"]))
     run = stack.run_record(run_id)
     assert run is not None
-    assert run["status"] == "TIMED_OUT"
-    assert stack.task(task["taskArn"])["desiredStatus"] == "STOPPED"
-    assert "timed out" in stack.task(task["taskArn"])["stoppedReason"]
+    assert (run["status"], run["exit_code"], run["failure"]) == ("TIMED_OUT", 143, "timeout")
 
 
-def test_event_of_another_cluster_is_dead_lettered_with_its_reason(stack: Stack) -> None:
-    response = stack.invoke("TrackerFunctionName", load_event("ecs-task-stopped.json"))
+def test_reconciliation_records_timed_out_when_the_stop_event_is_lost(stack: Stack) -> None:
+    run_id, task = launch(stack, stack.register_job("quick-audit", timeout_s=1))
+    old = task_state_change(task, "RUNNING")
+    old["detail"]["startedAt"] = "2026-01-01T00:00:00+00:00"
+    deliver(stack, old)
 
-    assert "another cluster" in response["dead_lettered"]
-    messages = stack.client("sqs").receive_message(
+    stack.invoke("TrackerFunctionName", {"action": "reconcile"})  # stops it; its STOPPED event never arrives
+    stack.invoke("TrackerFunctionName", {"action": "reconcile"})  # DescribeTasks shows it stopped, for the timeout
+
+    assert status(stack, run_id) == "TIMED_OUT"
+
+
+def test_a_state_change_of_another_cluster_on_the_queue_is_dead_lettered_with_its_reason(stack: Stack) -> None:
+    """The queue policy admits only the stack's rule; should anything else put an event there, it moves nothing."""
+    sqs = stack.client("sqs")
+    sqs.send_message(
+        QueueUrl=stack.outputs["TrackerQueueUrl"], MessageBody=json.dumps(load_event("ecs-task-stopped.json"))
+    )
+    stack.tracker_queue().drain()
+
+    messages = sqs.receive_message(
         QueueUrl=stack.outputs["TrackerDeadLetterQueueUrl"], MessageAttributeNames=["All"], MaxNumberOfMessages=10
     )["Messages"]
     assert any("another cluster" in m["MessageAttributes"]["taskrunner-reason"]["StringValue"] for m in messages)
+
+
+def test_a_direct_invoke_with_a_state_change_is_refused(stack: Stack) -> None:
+    """On AWS only the tracker queue carries state changes; a direct invoke could forge one (SUCCEEDED)."""
+    run_id, task = launch(stack, "order-audit")
+
+    response = stack.invoke("TrackerFunctionName", task_state_change(task, "STOPPED", exit_code=0))
+
+    assert "accepts state changes only from its queue" in response["dead_lettered"]
+    assert status(stack, run_id) == "PENDING"

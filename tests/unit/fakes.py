@@ -25,8 +25,9 @@ from typing import Any
 from taskrunner.domain.errors import UnknownJob
 from taskrunner.domain.jobs import InvalidJobSpec, JobSpec
 from taskrunner.domain.ports import Claim, ClaimKind, LaunchResult, Retry
-from taskrunner.domain.runs import Run, RunStatus, as_item
+from taskrunner.domain.runs import ACTIVE_STATUSES, ATTEMPT_FIELDS, Run, RunStatus, as_item
 from taskrunner.domain.triggers import DispatchRequest, Trigger
+from taskrunner.domain.trust import StackBounds
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -39,17 +40,45 @@ T0 = datetime(2026, 11, 26, 5, 0, tzinfo=UTC).timestamp()
 # --------------------------------------------------------------------------- builders
 
 
+STACK = StackBounds(
+    name="taskrunner",
+    account=ACCOUNT,
+    region=REGION,
+    cluster_arn=CLUSTER_ARN,
+    data_bucket=DATA_BUCKET,
+    subnets=frozenset({"subnet-aaa", "subnet-bbb"}),
+    security_groups=frozenset({"sg-111"}),
+)
+#: The function environment a deployment of :data:`STACK` gives the Dispatcher and the Scaler.
+STACK_ENV = {
+    "STACK_NAME": STACK.name,
+    "AWS_REGION": REGION,
+    "CLUSTER_ARN": CLUSTER_ARN,
+    "DATA_BUCKET": DATA_BUCKET,
+    "TASK_SUBNETS": "subnet-aaa,subnet-bbb",
+    "TASK_SECURITY_GROUPS": "sg-111",
+    "ASSIGN_PUBLIC_IP": "DISABLED",
+}
+#: The sample jobs' triggers, so each sample request is one its job may make.
+TRIGGERS: dict[str, dict[str, Any]] = {
+    "nightly-report": {"schedule": "cron(0 6 * * ? *)"},
+    "thumbnails": {"s3_bucket": DATA_BUCKET, "s3_prefix": "uploads/images/"},
+    "order-audit": {"event_pattern": {"source": ["com.example.orders"]}},
+}
+
+
 def spec_dict(**overrides: Any) -> dict[str, Any]:
-    """A registry entry (the JSON object jobs/job.yaml writes), minimal but valid."""
+    """A registry entry (the JSON object jobs/job.yaml writes), minimal but valid, for the stack :data:`STACK`."""
+    name = overrides.get("name", "nightly-report")
     base: dict[str, Any] = {
-        "name": "nightly-report",
+        "name": name,
         "cluster": CLUSTER_ARN,
-        "task_definition": "taskrunner-nightly-report",
+        "task_definition": f"taskrunner-{name}",
         "container": "job",
         "subnets": "subnet-aaa,subnet-bbb",
         "security_groups": "sg-111",
     }
-    return base | overrides
+    return base | TRIGGERS.get(name, {}) | overrides
 
 
 def job_spec(**overrides: Any) -> JobSpec:
@@ -259,6 +288,7 @@ class FakeRunStore:
         if run.attempt > 1:
             allowed = (
                 existing is not None
+                and existing.job == run.job
                 and existing.attempt == run.attempt
                 and (existing.status is RunStatus.RETRYING or expired)
             )
@@ -270,12 +300,14 @@ class FakeRunStore:
                     "status_rank": RunStatus.CLAIMED.order(run.attempt),
                     "updated_at": run.updated_at.isoformat(),
                 }
+                raw.setdefault("attempts", {}).setdefault(str(run.attempt), {"status": RunStatus.CLAIMED.value})
                 self.calls.append(("claim", run.run_id, run.status, True))
                 return Claim(ClaimKind.RECLAIMED if expired else ClaimKind.NEW, existing)
         elif existing is None or (expired and existing.attempt == run.attempt):
             self.items[run.run_id] = as_item(run) | {
                 "status_rank": run.status.order(run.attempt),
                 "lease_until": run.lease_until or now,
+                "attempts": {str(run.attempt): {"status": run.status.value}},
             }
             self.calls.append(("claim", run.run_id, run.status, True))
             return Claim(ClaimKind.RECLAIMED, existing) if existing else Claim(ClaimKind.NEW)
@@ -293,7 +325,13 @@ class FakeRunStore:
         if item is None or item["status_rank"] >= status.order(attempt):
             self.calls.append(("update", run_id, status, False))
             return False
-        item.update({k: _plain(v) for k, v in fields.items() if v is not None})
+        plain = {k: _plain(v) for k, v in fields.items()}
+        item.update({k: v for k, v in plain.items() if v is not None})
+        for name in [k for k, v in plain.items() if v is None]:
+            item.pop(name, None)  # given as None: the run's top level no longer shows the last attempt's value
+        record = item.setdefault("attempts", {}).setdefault(str(attempt), {})
+        record.update({k: v for k, v in plain.items() if v is not None and k in ATTEMPT_FIELDS})
+        record["status"] = status.value
         item |= {
             "status": status.value,
             "attempt": attempt,
@@ -305,22 +343,41 @@ class FakeRunStore:
         self.calls.append(("update", run_id, status, True))
         return True
 
+    def redriven(self, run: Run, now: float) -> bool:
+        item = self.items.get(run.run_id)
+        current = (item or {}).get("redrives", 0)
+        if (
+            item is None
+            or item["status"] != run.status.value
+            or item["attempt"] != run.attempt
+            or current != run.redrives
+        ):
+            self.calls.append(("redriven", run.run_id, run.status, False))
+            return False
+        item |= {"redrives": current + 1, "updated_at": datetime.fromtimestamp(now, UTC).isoformat(), "retry_due": now}
+        self.calls.append(("redriven", run.run_id, run.status, True))
+        return True
+
+    def abandon(self, run: Run, reason: str) -> bool:
+        return self.update(run.run_id, RunStatus.LAUNCH_FAILED, run.attempt, reason=reason)
+
     def release(self, run_id: str) -> None:
         item = self.items.get(run_id)
         if item is None or item["status"] != RunStatus.CLAIMED.value:
             self.calls.append(("release", run_id, None, False))
             raise ConditionFailed(f"release {run_id}: not CLAIMED")
         item["lease_until"] = 0
+        item["updated_at"] = datetime.fromtimestamp(self._clock() if self._clock else T0, UTC).isoformat()
         self.calls.append(("release", run_id, None, True))
 
     def get(self, run_id: str) -> Run | None:
         item = self.items.get(run_id)
         return None if item is None else Run.model_validate(item)
 
-    def active(self, limit: int = 1000) -> list[Run]:
-        """Runs believed to have (or be about to have) a task, as the store's by-status index serves them."""
-        wanted = {RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.CLAIMED.value}
-        return [Run.model_validate(i) for i in self.items.values() if i["status"] in wanted][:limit]
+    def active(self) -> list[Run]:
+        """Every run reconciliation owns, as the store's by-status index serves them (all pages)."""
+        wanted = {status.value for status in ACTIVE_STATUSES}
+        return [Run.model_validate(i) for i in self.items.values() if i["status"] in wanted]
 
     def history(self, job: str, limit: int = 50) -> list[Run]:
         runs = [Run.model_validate(i) for i in self.items.values() if i["job"] == job]
@@ -395,6 +452,8 @@ class FakeTask:
     stop_code: str | None = None
     stopped_reason: str | None = None
     exit_code: int | None = None
+    group: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The task as DescribeTasks (or an "ECS Task State Change" detail) shows it."""
@@ -407,8 +466,10 @@ class FakeTask:
             "lastStatus": self.last_status,
             "desiredStatus": self.desired_status,
             "startedBy": self.started_by or "",
-            "group": f"family:{self.family}",
+            "group": self.group or f"family:{self.family}",
+            "taskDefinitionArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{self.family}:1",
             "containers": [container],
+            "overrides": self.overrides,
         }
         if self.capacity_provider:
             described["capacityProviderName"] = self.capacity_provider
@@ -532,6 +593,8 @@ class FakeCluster:
                 request.get("startedBy"),
                 client_token=request.get("clientToken"),
                 capacity_provider=strategy[0].get("capacityProvider"),
+                group=request.get("group"),
+                overrides=copy.deepcopy(request.get("overrides", {})),
             )
         )
 

@@ -15,9 +15,11 @@ from taskrunner.domain.runs import Run, RunStatus, client_token, idempotency_key
 from taskrunner.domain.triggers import DispatchRequest, requests_from
 from tests.unit.fakes import (
     CLUSTER_ARN,
+    STACK,
     ConditionFailed,
     FakeClock,
     FakeCluster,
+    FakePauses,
     FakeRegistry,
     FakeRunStore,
     SimulatedCrash,
@@ -43,7 +45,10 @@ class World:
         self.clock = FakeClock()
         self.store = FakeRunStore(clock=self.clock)
         self.cluster = FakeCluster()
-        self.dispatcher = Dispatcher(self.registry, self.store, self.cluster, clock=self.clock, lease_s=LEASE_S)
+        self.pauses = FakePauses()
+        self.dispatcher = Dispatcher(
+            self.registry, self.store, self.cluster, stack=STACK, clock=self.clock, lease_s=LEASE_S, pauses=self.pauses
+        )
 
     def dispatch(self, request: DispatchRequest):  # type: ignore[no-untyped-def]
         return self.dispatcher.dispatch(request)
@@ -259,10 +264,10 @@ def test_forbid_with_an_active_run_records_skipped():
 
 
 def test_forbid_only_counts_the_jobs_own_family():
-    world = World(job_spec(overlap="Forbid", task_definition="arn:aws:ecs:us-east-1:1:task-definition/fam-a:4"))
-    world.cluster.add_task(family="fam-b")
-    world.cluster.add_task(family="fam-a", desired="STOPPED")
-    world.cluster.add_task(family="fam-a", cluster="arn:aws:ecs:us-east-1:1:cluster/other")
+    world = World(job_spec(overlap="Forbid", task_definition="taskrunner-nightly-report:4"))
+    world.cluster.add_task(family="taskrunner-thumbnails")
+    world.cluster.add_task(family="taskrunner-nightly-report", desired="STOPPED")
+    world.cluster.add_task(family="taskrunner-nightly-report", cluster="arn:aws:ecs:us-east-1:1:cluster/other")
     assert world.dispatch(schedule_request()).result is Result.LAUNCHED
 
 
@@ -310,7 +315,7 @@ def test_max_concurrency_defers_and_releases_the_claim():
     WHEN an upload arrives
     THEN TryLater, and the claim is released so the redelivery can launch once there is room."""
     world = World(job_spec(name="thumbnails", max_concurrency=1))
-    busy = world.cluster.add_task(family="taskrunner-nightly-report")
+    busy = world.cluster.add_task(family="taskrunner-thumbnails")
     request = s3_request(job="thumbnails")
 
     with pytest.raises(TryLater, match="max-concurrency: 1/1 active") as caught:

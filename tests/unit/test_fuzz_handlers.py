@@ -24,6 +24,8 @@ from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSetti
 from tests.conftest import load_event
 from tests.unit.fakes import (
     CLUSTER_ARN,
+    STACK,
+    STACK_ENV,
     FakeClock,
     FakeCluster,
     FakeRegistry,
@@ -115,8 +117,9 @@ def dispatcher_service() -> tuple[dispatcher.Service, FakeCluster, FakeMessages]
             "DISPATCH_DLQ_URL": "dlq",
             "RUN_HISTORY_DAYS": "30",
         }
+        | STACK_ENV
     )
-    core = Dispatcher(registry, FakeRunStore(), cluster, clock=FakeClock())
+    core = Dispatcher(registry, FakeRunStore(), cluster, stack=STACK, clock=FakeClock())
     return dispatcher.Service(settings_, registry, core, messages), cluster, messages
 
 
@@ -167,10 +170,15 @@ def tracker_service() -> tuple[tracker.Service, FakeRunStore, FakeMessages]:
             "DISPATCH_QUEUE_ARN": QUEUE_ARN,
             "TRACKER_DLQ_URL": "tracker-dlq",
             "RETRY_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
+            "STACK_NAME": STACK.name,
+            "SCHEDULE_GROUP": STACK.name,
+            "TRACKER_ACCEPT_DIRECT_EVENTS": "true",
         }
     )
-    core = Tracker(registry, store, FakeRetryScheduler())
-    reconciler = Reconciler(registry, store, FakeCluster(), core, clock=FakeClock())
+    retries = FakeRetryScheduler()
+    clock = FakeClock()
+    core = Tracker(registry, store, retries, stack_name=STACK.name, clock=clock)
+    reconciler = Reconciler(registry, store, FakeCluster(), core, retries, clock=clock)
     return tracker.Service(settings_, store, core, reconciler, messages), store, messages
 
 
@@ -230,6 +238,7 @@ def test_scaler_never_crashes_and_never_scales_on_a_malformed_event(event: Any) 
             "SCALER_INTERVAL_S": "0.001",
             "SCALER_WINDOW_S": "0.002",
         }
+        | STACK_ENV
     )
     svc = scaler.Service(settings_, autoscaler)  # type: ignore[arg-type]
 

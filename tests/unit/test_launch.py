@@ -165,11 +165,13 @@ def test_environment_of_a_custom_event():
     assert "TASKRUNNER_S3_BUCKET" not in env
 
 
-def test_job_environment_and_manual_env_are_passed_with_manual_winning():
-    spec = job_spec(environment={"LOG_LEVEL": "info", "REGION_NAME": "eu"})
-    env = env_of(build(spec, manual_request(LOG_LEVEL="debug", REPORT_DATE="2026-11-25"))[0])
-    assert env["LOG_LEVEL"] == "debug"
-    assert env["REGION_NAME"] == "eu"
+def test_the_jobs_environment_is_the_task_definitions_and_only_the_runs_own_values_are_overrides():
+    """The job's Environment lives in its task definition (one mechanism for one-off, service and per-message
+    tasks); RunTask adds what belongs to this run: taskrunner's variables and a manual run's overrides."""
+    spec = job_spec(environment={"LOG_LEVEL": "info", "REGION_NAME": "eu"}, allowed_env_overrides="REPORT_DATE")
+    env = env_of(build(spec, manual_request(REPORT_DATE="2026-11-25"))[0])
+    assert "LOG_LEVEL" not in env
+    assert "REGION_NAME" not in env
     assert env["REPORT_DATE"] == "2026-11-25"
     assert env["TASKRUNNER_TRIGGER"] == "manual"
 

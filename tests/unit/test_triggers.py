@@ -349,13 +349,10 @@ def test_unknown_envelope_fields_are_permanent():
         requests_from({"job": "a", "trigger": "manual", "request_id": "12345678", "priority": "high"}, list)
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["TASKRUNNER_JOB", "TASKRUNNER_RUN_ID", "TASKRUNNER_ANYTHING", "1ABC", "A-B", "", "A B", "É", "A" * 129],
-)
-def test_reserved_or_invalid_env_names_are_permanent(name):
+@pytest.mark.parametrize("name", ["1ABC", "A-B", "", "A B", "É", "A" * 129])
+def test_invalid_env_names_are_permanent(name):
     body = {"job": "a", "trigger": "manual", "request_id": "12345678", "env": {name: "x"}}
-    with pytest.raises(PermanentError, match="invalid or reserved environment variable names"):
+    with pytest.raises(PermanentError, match="invalid environment variable names"):
         requests_from(body, list)
 
 

@@ -24,6 +24,8 @@ class DispatchRetries:
         queue_url: str,
         queue_arn: str,
         scheduler_role_arn: str,
+        *,
+        schedule_group: str,
         sqs: SQSClient | None = None,
         scheduler: EventBridgeSchedulerClient | None = None,
         now: Any = None,
@@ -31,6 +33,7 @@ class DispatchRetries:
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.scheduler_role_arn = scheduler_role_arn
+        self.schedule_group = schedule_group
         self.sqs: SQSClient = sqs or client("sqs")
         self._scheduler = scheduler
         self.now = now or (lambda: datetime.now(UTC))
@@ -44,7 +47,9 @@ class DispatchRetries:
         when = (self.now() + timedelta(seconds=retry.delay_s)).strftime("%Y-%m-%dT%H:%M:%S")
         try:
             scheduler.create_schedule(
-                Name=f"taskrunner-retry-{retry.run_id}-{retry.attempt}",
+                # In the stack's own group, named with '.', which no job schedule name ("job.<name>") can collide with.
+                Name=f"retry.{retry.run_id}.{retry.attempt}",
+                GroupName=self.schedule_group,
                 ScheduleExpression=f"at({when})",
                 ScheduleExpressionTimezone="UTC",
                 FlexibleTimeWindow={"Mode": "OFF"},

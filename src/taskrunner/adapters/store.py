@@ -6,7 +6,9 @@ serves run history. Finished runs carry ``expires_at`` for the table's TTL.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from decimal import Decimal
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from taskrunner.adapters.clients import client, error_code
 from taskrunner.domain.ports import Claim, ClaimKind
-from taskrunner.domain.runs import Run, RunStatus, as_item
+from taskrunner.domain.runs import ACTIVE_STATUSES, ATTEMPT_FIELDS, Run, RunStatus, as_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,6 +52,7 @@ class DynamoRunStore:
         item = as_item(run)
         item["lease_until"] = int(run.lease_until or now)
         item["status_rank"] = run.status.order(run.attempt)
+        item["attempts"] = {str(run.attempt): {"status": run.status.value}}
         try:
             response = self.db.put_item(
                 TableName=self.table,
@@ -74,6 +77,8 @@ class DynamoRunStore:
     def _claim_retry(self, run: Run, now: float) -> Claim:
         values = {
             ":attempt": run.attempt,
+            ":job": run.job,
+            ":fresh": {"status": RunStatus.CLAIMED.value},
             ":retrying": RunStatus.RETRYING.value,
             ":claimed": RunStatus.CLAIMED.value,
             ":now": int(now),
@@ -85,9 +90,12 @@ class DynamoRunStore:
             response = self.db.update_item(
                 TableName=self.table,
                 Key=_marshal({"run_id": run.run_id}),
-                UpdateExpression="SET #s = :claimed, lease_until = :lease, status_rank = :rank, updated_at = :updated",
-                ConditionExpression="attempt = :attempt AND (#s = :retrying OR (#s = :claimed AND lease_until < :now))",
-                ExpressionAttributeNames={"#s": "status"},
+                UpdateExpression="SET #s = :claimed, lease_until = :lease, status_rank = :rank, updated_at = :updated, "
+                "attempts.#n = if_not_exists(attempts.#n, :fresh)",
+                # The job is part of the condition: a retry naming another job's run id takes nothing over.
+                ConditionExpression="job = :job AND attempt = :attempt AND "
+                "(#s = :retrying OR (#s = :claimed AND lease_until < :now))",
+                ExpressionAttributeNames={"#s": "status", "#n": str(run.attempt)},
                 ExpressionAttributeValues=_marshal(values),
                 ReturnValues="ALL_OLD",
             )
@@ -109,9 +117,15 @@ class DynamoRunStore:
         return _run(response["Item"]) if "Item" in response else None
 
     def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
-        """Move a run forward; False (and no write) if it is already at or past ``status`` of ``attempt``."""
+        """Move a run forward; False (and no write) if it is already at or past ``status`` of ``attempt``.
+
+        Attempt-scoped fields (task, times, exit, reason …) are written to the attempt's own record and mirrored
+        at the run's top level; one given as None is removed from the top level, so a run's reason is its own.
+        """
         now = time.time()
-        values: dict[str, Any] = {k: _plain(v) for k, v in fields.items() if v is not None}
+        plain = {k: _plain(v) for k, v in fields.items()}
+        values: dict[str, Any] = {k: v for k, v in plain.items() if v is not None}
+        removed = sorted(k for k, v in plain.items() if v is None)
         values |= {
             "status": status.value,
             "attempt": attempt,
@@ -120,18 +134,73 @@ class DynamoRunStore:
         }
         if status.terminal:
             values["expires_at"] = int(now) + self.history_s
-        names = {f"#{k}": k for k in values}
-        sets = ", ".join(f"#{k} = :{k}" for k in values)
-        remove = " REMOVE lease_until" if status is not RunStatus.CLAIMED else ""
-        try:
+        names = {f"#{k}": k for k in values} | {f"#{k}": k for k in removed}
+        sets = [f"#{k} = :{k}" for k in values]
+        record = {k: v for k, v in values.items() if k in ATTEMPT_FIELDS} | {"status": status.value}
+        names["#n"] = str(attempt)
+        sets += [f"attempts.#n.#a_{k} = :a_{k}" for k in record]
+        names |= {f"#a_{k}": k for k in record}
+        attribute_values = {f":{k}": v for k, v in values.items()} | {f":a_{k}": v for k, v in record.items()}
+        remove = [*(f"#{k}" for k in removed), *([] if status is RunStatus.CLAIMED else ["lease_until"])]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
+        for _ in range(2):
+            try:
+                self.db.update_item(
+                    TableName=self.table,
+                    Key=_marshal({"run_id": run_id}),
+                    UpdateExpression=expression,
+                    # Only forward: a late or repeated update never moves a run back.
+                    ConditionExpression="attribute_exists(run_id) AND status_rank < :status_rank",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_marshal(attribute_values),
+                )
+            except ClientError as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                if error_code(exc) == "ValidationException" and "document path" in str(exc):
+                    self._ensure_attempt(run_id, attempt)  # a record written before attempts were kept
+                    continue
+                raise
+            return True
+        return False
+
+    def _ensure_attempt(self, run_id: str, attempt: int) -> None:
+        with contextlib.suppress(ClientError):
             self.db.update_item(
                 TableName=self.table,
                 Key=_marshal({"run_id": run_id}),
-                UpdateExpression=f"SET {sets}{remove}",
-                # Only forward: a late or repeated update never moves a run back.
-                ConditionExpression="attribute_exists(run_id) AND status_rank < :status_rank",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_marshal({f":{k}": v for k, v in values.items()}),
+                UpdateExpression="SET attempts = if_not_exists(attempts, :empty)",
+                ConditionExpression="attribute_exists(run_id)",
+                ExpressionAttributeValues=_marshal({":empty": {}}),
+            )
+        self.db.update_item(
+            TableName=self.table,
+            Key=_marshal({"run_id": run_id}),
+            UpdateExpression="SET attempts.#n = if_not_exists(attempts.#n, :empty)",
+            ExpressionAttributeNames={"#n": str(attempt)},
+            ExpressionAttributeValues=_marshal({":empty": {}}),
+        )
+
+    def redriven(self, run: Run, now: float) -> bool:
+        """One more re-drive of a lost retry or an abandoned claim, if the run is still exactly where it was."""
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=_marshal({"run_id": run.run_id}),
+                # retry_due moves on, so the next reconciliation waits a full grace period before trying again.
+                UpdateExpression="SET redrives = :next, updated_at = :updated, retry_due = :now",
+                ConditionExpression="#s = :s AND attempt = :a AND (attribute_not_exists(redrives) OR redrives = :old)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_marshal(
+                    {
+                        ":next": run.redrives + 1,
+                        ":old": run.redrives,
+                        ":updated": _iso(now),
+                        ":now": int(now),
+                        ":s": run.status.value,
+                        ":a": run.attempt,
+                    }
+                ),
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -139,20 +208,26 @@ class DynamoRunStore:
             return False
         return True
 
+    def abandon(self, run: Run, reason: str) -> bool:
+        return self.update(run.run_id, RunStatus.LAUNCH_FAILED, run.attempt, reason=reason[:1000])
+
     def release(self, run_id: str) -> None:
         self.db.update_item(
             TableName=self.table,
             Key=_marshal({"run_id": run_id}),
-            UpdateExpression="SET lease_until = :zero",
+            # updated_at shows the claim is still alive (its message is back in the queue), not abandoned.
+            UpdateExpression="SET lease_until = :zero, updated_at = :updated",
             ConditionExpression="#s = :claimed",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_marshal({":zero": 0, ":claimed": RunStatus.CLAIMED.value}),
+            ExpressionAttributeValues=_marshal(
+                {":zero": 0, ":claimed": RunStatus.CLAIMED.value, ":updated": _iso(time.time())}
+            ),
         )
 
-    def active(self, limit: int = 1000) -> list[Run]:
-        """Runs the table believes have (or are about to have) a task, for reconciliation."""
+    def active(self) -> list[Run]:
+        """Every run reconciliation owns (a task, a claim or a retry in flight), paging through all of them."""
         runs: list[Run] = []
-        for status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CLAIMED):
+        for status in ACTIVE_STATUSES:
             paginator = self.db.get_paginator("query")
             pages = paginator.paginate(
                 TableName=self.table,
@@ -160,10 +235,9 @@ class DynamoRunStore:
                 KeyConditionExpression="#s = :s",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=_marshal({":s": status.value}),
-                PaginationConfig={"MaxItems": limit},
             )
             runs += [_run(item) for page in pages for item in page.get("Items", [])]
-        return runs[:limit]
+        return runs
 
     def history(self, job: str, limit: int = 50) -> list[Run]:
         response = self.db.query(
@@ -178,7 +252,11 @@ class DynamoRunStore:
 
 
 def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return Decimal(str(value))  # DynamoDB numbers are decimals; boto3 refuses floats
+    return value
 
 
 def _iso(epoch: float) -> str:

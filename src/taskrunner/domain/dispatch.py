@@ -6,6 +6,11 @@
 2. Admit it (starting deadline, overlap policy, max concurrency) against ECS's view of the job's tasks.
 3. RunTask with the run's clientToken, reading ``failures[]``: capacity failures try on-demand where
    the job allows and otherwise return the message; anything permanent is recorded and dead-lettered.
+
+Before any of it, the request is re-checked against its job and the job's registry entry against the stack
+(:mod:`taskrunner.domain.trust`): a request refused there claims and launches nothing and is dead-lettered with
+its reason. A retry (attempt > 1) is the run's *stored* request again: the message only names which run and
+attempt, so a forged retry cannot change what runs, nor take over another job's run.
 """
 
 from __future__ import annotations
@@ -16,16 +21,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
+from taskrunner.domain.errors import LaunchRejected, PermanentError, Refused, RegistryMismatch, TryLater
 from taskrunner.domain.jobs import Capacity, JobSpec
 from taskrunner.domain.launch import run_task_request, summarize_failures
-from taskrunner.domain.ports import ClaimKind, Cluster, Registry, RunStore
+from taskrunner.domain.ports import ClaimKind, Cluster, Pauses, Registry, RunStore
 from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_detail, run_id_for, started_by
 from taskrunner.domain.schedule import Action, admit, needs_active_tasks
-from taskrunner.domain.triggers import DispatchRequest
+from taskrunner.domain.triggers import DispatchRequest, Trigger
+from taskrunner.domain.trust import StackBounds, registry_problems, request_problems
 
 #: ECS ``failures[].reason`` values that mean "no capacity right now", not "this request is wrong".
 CAPACITY_FAILURE = re.compile(r"capacity|RESOURCE:|insufficient|unavailable", re.IGNORECASE)
+
+
+#: A new attempt's first record clears what the last attempt left at the run's top level (its own stays in attempts).
+CLEARED: dict[str, None] = dict.fromkeys(("reason", "exit_code", "stop_code", "failure", "started_at", "stopped_at"))
 
 
 class Result(StrEnum):
@@ -50,6 +60,42 @@ def family_of(task_definition: str) -> str:
     return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
+#: Triggers a pause holds back (a CronJob's ``suspend``); a manual run is an operator's explicit ask and goes ahead.
+PAUSABLE = frozenset({Trigger.SCHEDULE, Trigger.S3, Trigger.EVENT})
+
+
+class NoPauses:
+    """For callers without an operator pause store (tests of other behaviour, the simulator)."""
+
+    def paused(self) -> frozenset[str]:
+        return frozenset()
+
+    def set_paused(self, job: str, paused: bool, reason: str = "") -> None:
+        raise NotImplementedError("this dispatcher has no pause store")
+
+
+def checked_spec(registry: Registry, job: str, stack: StackBounds) -> JobSpec:
+    """The job's registry entry, trusted only for what this stack could have written there."""
+    spec = registry.get(job)
+    if problems := registry_problems(spec, stack):
+        raise RegistryMismatch(f"registry entry for '{job}' does not match this stack: {'; '.join(problems)}")
+    return spec
+
+
+def stored_request(run: Run, retry: DispatchRequest) -> DispatchRequest:
+    """A retry's request: what the run stored when it began, with only the override values the retry carries.
+
+    The values are not stored (a run record keeps names, not values); the Tracker reads them back from the failed
+    task's own overrides, and they must be the names the run began with.
+    """
+    if run.request is None:
+        raise Refused(f"run {run.run_id} has no stored request to retry")
+    if extra := sorted(set(retry.env) - set(run.env_names)):
+        raise Refused(f"retry of run {run.run_id} carries overrides the run did not begin with: {extra}")
+    original = DispatchRequest.model_validate_json(run.request)
+    return original.model_copy(update={"run_id": run.run_id, "attempt": retry.attempt, "env": dict(retry.env)})
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -57,21 +103,42 @@ class Dispatcher:
         store: RunStore,
         cluster: Cluster,
         *,
+        stack: StackBounds,
         clock: Callable[[], float],
         lease_s: float = 120.0,
+        pauses: Pauses | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.cluster = cluster
+        self.stack = stack
         self.clock = clock
         self.lease_s = lease_s
+        self.pauses: Pauses = pauses or NoPauses()
+
+    def _retry_request(self, request: DispatchRequest) -> DispatchRequest | None:
+        """The stored request of the run a retry names, or None when there is nothing (left) to retry."""
+        assert request.run_id is not None
+        run = self.store.get(request.run_id)
+        if run is None:
+            return None
+        if run.job != request.job:
+            raise Refused(f"retry names run {run.run_id} of job '{run.job}', not of '{request.job}'")
+        return stored_request(run, request)
 
     def dispatch(self, request: DispatchRequest) -> Outcome:
-        spec = self.registry.get(request.job)
+        if request.attempt > 1:
+            retried = self._retry_request(request)
+            if retried is None:
+                return Outcome(Result.DUPLICATE, request.run_id or "", reason="no such run")
+            request = retried
+        spec = checked_spec(self.registry, request.job, self.stack)
         now = self.clock()
+        stamp = datetime.fromtimestamp(now, UTC)
+        if problems := request_problems(spec, request, self.stack, stamp):
+            raise Refused(f"request refused for job '{spec.name}': {'; '.join(problems)}")
         key = idempotency_key(request)
         run_id = request.run_id if request.run_id else run_id_for(key)
-        stamp = datetime.fromtimestamp(now, UTC)
         run = Run(
             run_id=run_id,
             job=spec.name,
@@ -83,7 +150,9 @@ class Dispatcher:
             updated_at=stamp,
             detail=run_detail(request),
             lease_until=now + self.lease_s,
-            request=request.model_dump_json(by_alias=True, exclude={"run_id", "attempt"}, exclude_defaults=True),
+            # Override values stay in the task's overrides (ECS holds them); the record keeps their names.
+            request=request.model_dump_json(by_alias=True, exclude={"run_id", "attempt", "env"}, exclude_defaults=True),
+            env_names=tuple(sorted(request.env)),
         )
         claim = self.store.claim(run, now)
         if claim.kind is ClaimKind.DUPLICATE:
@@ -105,7 +174,8 @@ class Dispatcher:
             if needs_active_tasks(spec, request)
             else []
         )
-        admission = admit(spec, request, stamp, active)
+        paused = request.trigger in PAUSABLE and attempt == 1 and spec.name in self.pauses.paused()
+        admission = admit(spec, request, stamp, active, paused=paused)
         if admission.action is Action.SKIP:
             missed = admission.reason.startswith("missed")
             status = RunStatus.MISSED if missed else RunStatus.SKIPPED
@@ -131,7 +201,9 @@ class Dispatcher:
                 raise
             if result.task_arns:
                 task_arn = result.task_arns[0]
-                self.store.update(run.run_id, RunStatus.PENDING, run.attempt, task_arn=task_arn, fallback=fallback)
+                self.store.update(
+                    run.run_id, RunStatus.PENDING, run.attempt, task_arn=task_arn, fallback=fallback, **CLEARED
+                )
                 return Outcome(Result.LAUNCHED, run.run_id, task_arn=task_arn, fallback=fallback)
             if not result.failures:
                 self.store.release(run.run_id)

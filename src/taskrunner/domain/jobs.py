@@ -112,6 +112,9 @@ class JobSpec(BaseModel):
     capacity: Capacity = Capacity.FARGATE
     platform_version: str = "LATEST"
 
+    #: The job's EventBridge Scheduler expression (its schedule targets the dispatch queue); None for no schedule.
+    schedule: str | None = None
+    schedule_timezone: str = "UTC"
     overlap: Overlap = Overlap.ALLOW
     starting_deadline_s: OptionalSeconds = None
     max_concurrency: int | None = Field(default=None, ge=1)
@@ -126,6 +129,8 @@ class JobSpec(BaseModel):
 
     #: Environment of every run (the Dispatcher passes it as container overrides).
     environment: dict[str, str] = Field(default_factory=dict)
+    #: Names of the variables the task definition fills from Secrets Manager / SSM (values never pass through us).
+    secrets: CsvList = Field(default_factory=list)
     #: Names a manual run may override (``taskrunner run --env``); nothing else may carry overrides.
     allowed_env_overrides: CsvList = Field(default_factory=list)
     #: ``taskrunner local`` runs this command in place of the image.
@@ -153,12 +158,24 @@ class JobSpec(BaseModel):
 
     def reserved_env_names(self) -> frozenset[str]:
         """The job's own variables: an override may not shadow them."""
-        return frozenset(self.environment)
+        return frozenset(self.environment) | frozenset(self.secrets)
 
     def override_problems(self, env: dict[str, str], *, manual: bool) -> list[str]:
         return override_problems(
             env, manual=manual, allowed=self.allowed_env_overrides, reserved=self.reserved_env_names()
         )
+
+    @field_validator("assign_public_ip", mode="before")
+    @classmethod
+    def _public_ip(cls, value: Any) -> Any:
+        # The registry entry carries the stack's AssignPublicIp as written: ENABLED or DISABLED.
+        return {"ENABLED": True, "DISABLED": False}.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_names(cls, value: Any) -> Any:
+        # The entry holds the job's Secrets object (name → ARN); the Lambdas need only the names.
+        return sorted(value) if isinstance(value, dict) else value
 
     @field_validator("max_concurrency", mode="before")
     @classmethod
@@ -172,7 +189,7 @@ class JobSpec(BaseModel):
             return json.loads(value) if value.strip() else None
         return value
 
-    @field_validator("queue_url", "service", "s3_bucket", mode="before")
+    @field_validator("queue_url", "service", "s3_bucket", "schedule", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None

@@ -23,7 +23,9 @@ def capacity_strategy(capacity: Capacity, *, fallback: bool = False) -> list[dic
 
 
 def task_environment(spec: JobSpec, run: Run, request: DispatchRequest) -> list[dict[str, str]]:
-    env = dict(spec.environment) | {
+    """What this run adds to the task definition's environment (the job's own ``Environment`` and ``Secrets`` are
+    in the task definition, so one-off, service and per-message tasks all get them the same way)."""
+    env = {
         "TASKRUNNER_JOB": spec.name,
         "TASKRUNNER_RUN_ID": run.run_id,
         "TASKRUNNER_ATTEMPT": str(run.attempt),

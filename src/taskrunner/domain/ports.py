@@ -58,8 +58,16 @@ class RunStore(Protocol):
 
     def get(self, run_id: str) -> Run | None: ...
 
-    def active(self, limit: int = 1000) -> list[Run]:
-        """Runs believed to have (or be about to have) a task, for reconciliation."""
+    def redriven(self, run: Run, now: float) -> bool:
+        """Count one re-drive of a lost retry or an abandoned claim (only if the run is still as ``run`` shows it)."""
+        ...
+
+    def abandon(self, run: Run, reason: str) -> bool:
+        """Record a run that can no longer be launched LAUNCH_FAILED (only if it is still as ``run`` shows it)."""
+        ...
+
+    def active(self) -> list[Run]:
+        """Every run reconciliation owns (``ACTIVE_STATUSES``), all pages of them."""
         ...
 
 

@@ -8,6 +8,7 @@ same key (with the attempt number) becomes the RunTask ``clientToken``, which EC
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -107,8 +108,14 @@ class Run(BaseModel):
     failure: str | None = None
     detail: dict[str, str] = Field(default_factory=dict)
     lease_until: float | None = None
-    #: The request that started the run (JSON), so a retry re-dispatches exactly the same thing.
+    #: The request that started the run (JSON, without override values), so a retry re-dispatches the same thing.
     request: str | None = None
+    #: Names of the manual run's environment overrides; their values live only in the task's own overrides.
+    env_names: tuple[str, ...] = ()
+    #: When the scheduled retry (status RETRYING) is due: reconciliation re-drives it if it never arrives.
+    retry_due: float | None = None
+    #: How many times reconciliation re-drove an abandoned claim or a lost retry.
+    redrives: int = 0
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     #: Every attempt so far, oldest first.
@@ -159,11 +166,15 @@ def started_by(run_id: str, attempt: int) -> str:
     return f"{run_id}-{attempt}"
 
 
+#: ``<26 hex>-<attempt>``: a job name (``[a-z][a-z0-9-]*``, as in ``taskrunner-scaler-<job>``) can never match it,
+#: because the part before the last ``-`` must be exactly a run id, which is hex.
+_STARTED_BY = re.compile(rf"^([0-9a-f]{{{RUN_ID_LENGTH}}})-([1-9][0-9]?)$")
+
+
 def parse_started_by(value: str) -> tuple[str, int] | None:
-    run_id, _, attempt = value.rpartition("-")
-    if len(run_id) != RUN_ID_LENGTH or not attempt.isdigit():
-        return None
-    return run_id, int(attempt)
+    """The (run id, attempt) a task's ``startedBy`` names, or None for any task that is not a run's."""
+    found = _STARTED_BY.match(value)
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 def run_detail(request: DispatchRequest) -> dict[str, str]:
@@ -178,5 +189,18 @@ def run_detail(request: DispatchRequest) -> dict[str, str]:
     return detail
 
 
+#: Statuses reconciliation owns: a task may exist (PENDING, RUNNING), a launch is in flight (CLAIMED), or the
+#: next attempt is scheduled (RETRYING). Every other status is final.
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CLAIMED, RunStatus.RETRYING)
+#: What each attempt records of its own (the run's top level mirrors the latest attempt).
+ATTEMPT_FIELDS = frozenset(
+    {"status", "task_arn", "started_at", "stopped_at", "exit_code", "stop_code", "reason", "failure", "log_stream"}
+)
+
+
 def as_item(run: Run) -> dict[str, Any]:
-    return run.model_dump(mode="json", exclude_none=True)
+    item = run.model_dump(mode="json", exclude_none=True)
+    item["attempts"] = {
+        str(a.number): a.model_dump(mode="json", exclude_none=True, exclude={"number"}) for a in run.attempts
+    }
+    return item

@@ -50,8 +50,16 @@ def needs_active_tasks(spec: JobSpec, request: DispatchRequest) -> bool:
     return tick_policy or spec.max_concurrency is not None
 
 
-def admit(spec: JobSpec, request: DispatchRequest, now: datetime, active_tasks: list[str]) -> Admission:
-    """Decide from the job's policy, the request and the job's tasks that are not yet stopped."""
+def admit(
+    spec: JobSpec, request: DispatchRequest, now: datetime, active_tasks: list[str], *, paused: bool = False
+) -> Admission:
+    """Decide from the job's policy, the request and the job's tasks that are not yet stopped.
+
+    ``paused``: an operator paused the job (``taskrunner pause``); like a suspended CronJob it starts no run, and
+    the skipped event is recorded so it can be re-run by hand.
+    """
+    if paused:
+        return Admission(Action.SKIP, "paused: the job is paused (taskrunner resume to start runs again)")
     if _is_tick(request) and request.trigger is Trigger.SCHEDULE and spec.starting_deadline_s is not None:
         assert request.scheduled_at is not None
         late_by = (now - request.scheduled_at).total_seconds()

@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from taskrunner.domain.errors import PermanentError
+from taskrunner.domain.backoff import backoff_s as backoff
+from taskrunner.domain.errors import PermanentError, Refused
 from taskrunner.domain.jobs import JobSpec, RetryPolicy
 from taskrunner.domain.ports import Cluster, Registry, Retry, RetryScheduler, RunStore
-from taskrunner.domain.runs import Run, RunStatus, parse_started_by
+from taskrunner.domain.runs import Run, RunStatus, log_stream, parse_started_by
 
 #: The reason StopTask carries when the reconciler stops a run past its job's timeout.
 TIMEOUT_REASON = "taskrunner: timed out"
@@ -58,6 +59,9 @@ class TaskState(BaseModel):
     cluster_arn: str = Field(alias="clusterArn", min_length=1)
     last_status: str = Field(alias="lastStatus", min_length=1)
     started_by: str = Field(default="", alias="startedBy")
+    group: str = ""
+    task_definition_arn: str = Field(default="", alias="taskDefinitionArn")
+    overrides: dict[str, Any] = Field(default_factory=dict)
     stop_code: str | None = Field(default=None, alias="stopCode")
     stopped_reason: str | None = Field(default=None, alias="stoppedReason")
     containers: list[dict[str, Any]] = Field(default_factory=list)
@@ -117,12 +121,9 @@ def should_retry(policy: RetryPolicy, attempt: int, failure: FailureKind | None,
 
 
 def backoff_s(policy: RetryPolicy, attempt: int, rng: Callable[[], float]) -> int:
-    """Exponential back-off, capped, with equal jitter: base·2^(n-1)·U(0.5, 1) after the n-th failed attempt.
-
-    The jitter spreads a burst of failures (a bad image, a Spot reclaim) so their retries do not arrive together.
-    """
-    ceiling = min(policy.backoff_max_s, policy.backoff_base_s * (1 << max(0, attempt - 1)))
-    return max(1, round(ceiling * (0.5 + rng() / 2)))
+    """The delay before the next attempt after the n-th failed one (the one back-off rule, with equal jitter)."""
+    delay = backoff(attempt, policy.backoff_base_s, policy.backoff_max_s, jitter=rng)
+    return max(1, round(delay))
 
 
 @dataclass(frozen=True)
@@ -134,19 +135,67 @@ class Tracked:
     ignored: str = ""
 
 
+def override_env(task: TaskState) -> dict[str, str]:
+    """The environment overrides the task was launched with (where a retry finds a manual run's values again)."""
+    found: dict[str, str] = {}
+    for container in task.overrides.get("containerOverrides", []) or []:
+        if isinstance(container, dict):
+            for pair in container.get("environment", []) or []:
+                if isinstance(pair, dict) and isinstance(pair.get("name"), str):
+                    found[pair["name"]] = str(pair.get("value", ""))
+    return found
+
+
+def retry_body(run: Run, attempt: int, task: TaskState | None) -> dict[str, Any] | None:
+    """The dispatch request of attempt ``attempt``: the stored request, the run, and the override values the run
+    began with (read back from a task of the run). None when those values cannot be recovered."""
+    if run.request is None:
+        return None
+    body: dict[str, Any] = json.loads(run.request) | {"run_id": run.run_id, "attempt": attempt}
+    if run.env_names:
+        launched_with = override_env(task) if task is not None else {}
+        if not set(run.env_names) <= set(launched_with):
+            return None
+        body["env"] = {name: launched_with[name] for name in run.env_names}
+    return body
+
+
 class Tracker:
+    """Applies task state changes to runs, and schedules retries.
+
+    Only tasks this stack launched for the run's own job move a run: the task's ``group`` is
+    ``taskrunner:<job>``, its task definition is the family ``<stack>-<job>``, and it is the task the run recorded
+    for that attempt. A state change that names a run but fails these checks is refused (dead-lettered).
+    """
+
     def __init__(
         self,
         registry: Registry,
         store: RunStore,
         retries: RetryScheduler,
         *,
+        stack_name: str,
+        clock: Callable[[], float],
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.registry = registry
         self.store = store
         self.retries = retries
+        self.stack_name = stack_name
+        self.clock = clock
         self.rng = rng
+
+    def foreign(self, run: Run, attempt: int, task: TaskState) -> str | None:
+        """Why this task is not the run's own, or None."""
+        if task.group != f"taskrunner:{run.job}":
+            return f"task group {task.group!r} is not job {run.job}'s"
+        family = task.task_definition_arn.rsplit("/", 1)[-1].split(":", 1)[0]
+        if family != f"{self.stack_name}-{run.job}":
+            return f"task definition {task.task_definition_arn!r} is not job {run.job}'s"
+        recorded = run.attempt_record(attempt)
+        if recorded is not None and recorded.task_arn and recorded.task_arn != task.task_arn:
+            return f"attempt {attempt} of run {run.run_id} runs task {recorded.task_arn}, not {task.task_arn}"
+        return None
 
     def track(self, task: TaskState) -> Tracked:
         parsed = parse_started_by(task.started_by)
@@ -157,13 +206,21 @@ class Tracker:
         run = self.store.get(run_id)
         if run is None:
             raise PermanentError(f"state change for unknown run {run_id} (task {task.task_arn})")
+        if why := self.foreign(run, attempt, task):
+            raise Refused(f"state change refused for run {run_id}: {why}")
+        outcome = verdict(task)
         if run.attempt > attempt:
+            if run.status is RunStatus.RETRYING and run.attempt == attempt + 1 and outcome.status.terminal:
+                # A redelivery of the failure that made this retry: the retry may never have been scheduled
+                # (the scheduling call failed after the RETRYING write), so schedule it again; the claim dedups.
+                return Tracked(run_id, run.status, applied=False, retry=self._reschedule(run, task))
             return Tracked(run_id, run.status, applied=False, ignored=f"attempt {attempt} superseded by {run.attempt}")
-        return self.apply(run, attempt, task, verdict(task))
+        return self.apply(run, attempt, task, outcome)
 
     def apply(self, run: Run, attempt: int, task: TaskState, outcome: Verdict) -> Tracked:
         fields: dict[str, Any] = {
             "task_arn": task.task_arn,
+            "log_stream": log_stream(run.job, task.task_arn),
             "reason": outcome.reason or None,
             "exit_code": task.exit_code,
             "stop_code": task.stop_code,
@@ -173,24 +230,54 @@ class Tracker:
         }
         applied = self.store.update(run.run_id, outcome.status, attempt, **fields)
         retry = None
-        if applied and outcome.status.terminal:
-            retry = self._maybe_retry(run, attempt, outcome, task.exit_code)
+        if outcome.status.terminal:
+            # Also when not applied: a redelivery after a crash between the final write and the retry's write
+            # must still retry. What retries is decided from the record, not from this (possibly late) event.
+            recorded = self.store.get(run.run_id) if not applied else None
+            if applied:
+                retry = self._maybe_retry(run, attempt, outcome.failure, task.exit_code, outcome.reason, task)
+            elif recorded is not None and recorded.attempt == attempt and recorded.status.terminal:
+                failure = FailureKind(recorded.failure) if recorded.failure else None
+                retry = self._maybe_retry(recorded, attempt, failure, recorded.exit_code, recorded.reason or "", task)
         return Tracked(run.run_id, outcome.status, applied, retry)
 
-    def _maybe_retry(self, run: Run, attempt: int, outcome: Verdict, exit_code: int | None) -> Retry | None:
+    def _maybe_retry(
+        self,
+        run: Run,
+        attempt: int,
+        failure: FailureKind | None,
+        exit_code: int | None,
+        why: str,
+        task: TaskState | None,
+    ) -> Retry | None:
         try:
             policy = self.registry.get(run.job).retry
         except PermanentError:
             return None  # the job was removed: nothing to retry it with
-        if not should_retry(policy, attempt, outcome.failure, exit_code) or run.request is None:
+        if not should_retry(policy, attempt, failure, exit_code):
             return None
-        delay = backoff_s(policy, attempt, self.rng)
         nxt = attempt + 1
-        reason = f"attempt {attempt} failed ({outcome.failure}): {outcome.reason}; retry in {delay}s"
+        body = retry_body(run, nxt, task)
+        if body is None:
+            return None  # nothing stored, or the manual run's override values are gone with its task
+        delay = backoff_s(policy, attempt, self.rng)
+        reason = f"attempt {attempt} failed ({failure}): {why}; retry in {delay}s"
         # RETRYING of attempt n+1 orders after every state of attempt n: a late event of n cannot undo it.
-        if not self.store.update(run.run_id, RunStatus.RETRYING, nxt, reason=reason[:1000]):
+        # It is written first, with when the retry is due, so a retry whose scheduling fails is re-driven (by the
+        # redelivered state change, or by reconciliation once it is overdue), never lost.
+        due = round(self.clock() + delay)
+        if not self.store.update(run.run_id, RunStatus.RETRYING, nxt, reason=reason[:1000], retry_due=due):
             return None
-        retry = Retry(run.run_id, nxt, delay, json.loads(run.request) | {"run_id": run.run_id, "attempt": nxt})
+        retry = Retry(run.run_id, nxt, delay, body)
+        self.retries.schedule(retry)
+        return retry
+
+    def _reschedule(self, run: Run, task: TaskState | None) -> Retry | None:
+        body = retry_body(run, run.attempt, task)
+        if body is None:
+            return None
+        delay = max(0, round((run.retry_due or 0) - self.clock()))
+        retry = Retry(run.run_id, run.attempt, delay, body)
         self.retries.schedule(retry)
         return retry
 
@@ -206,53 +293,114 @@ def utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _epoch(stamp: datetime) -> float:
+    return stamp.timestamp()
+
+
+#: A retry overdue by this much never arrived (its message or schedule was lost): reconciliation sends it again.
+RETRY_GRACE_S = 300
+#: A claim nobody touched for this long lost its message (dead-lettered or dropped): longer than the longest
+#: back-off the Dispatcher asks of SQS (900 s), so a claim whose message is merely waiting is never re-driven.
+CLAIM_STALE_S = 960
+#: Re-drives of one abandoned claim or lost retry before the run is recorded LAUNCH_FAILED.
+MAX_REDRIVES = 3
+
+
 @dataclass
 class Reconciliation:
     checked: int = 0
     recovered: int = 0  # lost state changes applied from DescribeTasks
-    timed_out: int = 0
+    timed_out: int = 0  # runs past their timeout, stopped (their STOPPED event records TIMED_OUT)
     vanished: int = 0
+    redriven: int = 0  # lost retries and abandoned claims sent to the dispatch queue again
+    abandoned: int = 0  # claims and retries that could not be re-driven: recorded LAUNCH_FAILED
 
 
 class Reconciler:
-    """Compares the runs the table believes active with ECS, so a lost state-change event cannot leave a run
-    (or a Forbid overlap policy) stuck forever, and stops runs past their job's timeout."""
+    """Owns every active run, so no run is ever stuck: a lost state change is recovered from DescribeTasks (a run,
+    or a Forbid overlap policy, cannot hang on it), a run past its timeout is stopped, a retry that never arrived and
+    a claim whose message was lost are re-driven through the dispatch queue (the claim keeps it exactly-once)."""
 
     def __init__(
-        self, registry: Registry, store: RunStore, cluster: Cluster, tracker: Tracker, *, clock: Callable[[], float]
+        self,
+        registry: Registry,
+        store: RunStore,
+        cluster: Cluster,
+        tracker: Tracker,
+        retries: RetryScheduler,
+        *,
+        clock: Callable[[], float],
     ):
         self.registry = registry
         self.store = store
         self.cluster = cluster
         self.tracker = tracker
+        self.retries = retries
         self.clock = clock
 
     def reconcile(self, runs: list[Run]) -> Reconciliation:
         report = Reconciliation()
         by_cluster: dict[str, list[tuple[Run, JobSpec]]] = {}
+        now = self.clock()
         for run in runs:
-            if run.status not in {RunStatus.PENDING, RunStatus.RUNNING} or not run.task_arn:
-                continue  # CLAIMED and RETRYING runs belong to their (durable) dispatch-queue message
             try:
                 spec = self.registry.get(run.job)
             except PermanentError:
                 continue
-            by_cluster.setdefault(spec.cluster, []).append((run, spec))
-        now = utc(self.clock())
+            if run.status in {RunStatus.PENDING, RunStatus.RUNNING} and run.task_arn:
+                by_cluster.setdefault(spec.cluster, []).append((run, spec))
+            elif self._lost(run, now):
+                self._redrive(run, spec, report)
         for cluster, members in by_cluster.items():
             for start in range(0, len(members), 100):  # DescribeTasks takes 100 tasks a call
                 chunk = members[start : start + 100]
                 found = self.cluster.describe_tasks(cluster, [run.task_arn or "" for run, _ in chunk])
                 for run, spec in chunk:
                     report.checked += 1
-                    self._reconcile_one(run, spec, found.get(run.task_arn or ""), now, report)
+                    self._reconcile_one(run, spec, found.get(run.task_arn or ""), utc(now), report)
         return report
+
+    @staticmethod
+    def _lost(run: Run, now: float) -> bool:
+        """A retry overdue past its grace, or a claim whose lease ended and that nobody touched since."""
+        if run.status is RunStatus.RETRYING:
+            return (run.retry_due or 0) + RETRY_GRACE_S < now
+        if run.status is RunStatus.CLAIMED:
+            return (run.lease_until or 0) < now and _epoch(run.updated_at) + CLAIM_STALE_S < now
+        return False
+
+    def _redrive(self, run: Run, spec: JobSpec, report: Reconciliation) -> None:
+        report.checked += 1
+        previous = run.attempt_record(run.attempt - 1) if run.attempt > 1 else None
+        task = None
+        if run.env_names and previous is not None and previous.task_arn:
+            found = self.cluster.describe_tasks(spec.cluster, [previous.task_arn])
+            if previous.task_arn in found:
+                task = TaskState.model_validate(found[previous.task_arn])
+        body = retry_body(run, run.attempt, task)
+        if body is not None and run.attempt == 1:
+            body.pop("run_id")  # a first attempt is found again by its idempotency key
+            body.pop("attempt")
+        if body is None or run.redrives >= MAX_REDRIVES:
+            why = "its overrides cannot be recovered" if body is None else f"re-driven {run.redrives} times"
+            reason = f"{run.status} abandoned: the dispatch message was lost and {why}; start it again by hand"
+            if self.store.abandon(run, reason):
+                report.abandoned += 1
+            return
+        if self.store.redriven(run, self.clock()):
+            self.retries.schedule(Retry(run.run_id, run.attempt, 0, body))
+            report.redriven += 1
 
     def _reconcile_one(
         self, run: Run, spec: JobSpec, described: dict[str, Any] | None, now: datetime, report: Reconciliation
     ) -> None:
         if described is None:
-            task = TaskState(task_arn=run.task_arn or "?", cluster_arn=spec.cluster, last_status="STOPPED")
+            task = TaskState(
+                task_arn=run.task_arn or "?",
+                cluster_arn=spec.cluster,
+                last_status="STOPPED",
+                group=f"taskrunner:{run.job}",
+            )
             lost = Verdict(RunStatus.FAILED, FailureKind.LOST, "task not found by DescribeTasks (state change lost)")
             if self.tracker.apply(run, run.attempt, task, lost).applied:
                 report.vanished += 1
@@ -264,11 +412,10 @@ class Reconciler:
                 report.recovered += 1
             return
         if timed_out(run.model_copy(update={"started_at": run.started_at or task.started_at}), spec, now):
-            reason = f"{TIMEOUT_REASON} after {spec.timeout_s}s"
-            self.cluster.stop_task(cluster_of(task, spec), task.task_arn, reason)
-            stopped = task.model_copy(update={"last_status": "STOPPED", "stopped_reason": reason})
-            if self.tracker.apply(run, run.attempt, stopped, verdict(stopped)).applied:
-                report.timed_out += 1
+            # Stop only: the task's own STOPPED event (or the next reconciliation) records TIMED_OUT with the
+            # exit code the task really had (143 after SIGTERM), not one we made up.
+            self.cluster.stop_task(cluster_of(task, spec), task.task_arn, f"{TIMEOUT_REASON} after {spec.timeout_s}s")
+            report.timed_out += 1
 
 
 def cluster_of(task: TaskState, spec: JobSpec) -> str:

@@ -12,7 +12,6 @@ Three shapes reach the Dispatcher, all from the same queue (or directly, for ``s
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,9 +23,8 @@ from pydantic_core import PydanticSerializationError
 
 from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.jobs import JobSpec
+from taskrunner.domain.overrides import ENV_NAME, MAX_OVERRIDE_CHARS
 from taskrunner.domain.patterns import matches
-
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
 
 class Trigger(StrEnum):
@@ -70,11 +68,12 @@ class DispatchRequest(BaseModel):
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in value if not re.match(ENV_NAME_PATTERN, name) or name.startswith("TASKRUNNER_")]
+        # Only the shape here; which names a request may carry depends on its job (domain.overrides, trust).
+        bad = [name for name in value if not ENV_NAME.match(name)]
         if bad:
-            raise ValueError(f"invalid or reserved environment variable names: {sorted(bad)}")
-        if sum(len(k) + len(v) for k, v in value.items()) > 4096:
-            raise ValueError("environment overrides exceed 4096 characters")
+            raise ValueError(f"invalid environment variable names: {sorted(bad)}")
+        if sum(len(k) + len(v) for k, v in value.items()) > MAX_OVERRIDE_CHARS:
+            raise ValueError(f"environment overrides exceed {MAX_OVERRIDE_CHARS} characters")
         return value
 
     def model_post_init(self, __context: Any) -> None:
@@ -109,6 +108,20 @@ class DispatchRequest(BaseModel):
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"S3 event detail lacks bucket.name or object.key: {exc}") from exc
+
+
+S3_NOTIFICATION_ADVICE = (
+    "S3 Event Notifications are not a taskrunner trigger; send S3 events through EventBridge instead (turn on "
+    "the bucket's EventBridge notifications: a job with S3Prefix has the rule that routes them)"
+)
+
+
+def is_s3_notification(payload: dict[str, Any]) -> bool:
+    """An S3 Event Notification (a bucket notification configured to this queue), or its ``s3:TestEvent``."""
+    if payload.get("Event") == "s3:TestEvent" and payload.get("Service") == "Amazon S3":
+        return True
+    records = payload.get("Records")
+    return isinstance(records, list) and any(isinstance(r, dict) and r.get("eventSource") == "aws:s3" for r in records)
 
 
 def is_bare_event(payload: dict[str, Any]) -> bool:
@@ -155,6 +168,8 @@ def requests_from(body: str | dict[str, Any], all_specs: Callable[[], list[JobSp
         raise PermanentError(f"body is not usable JSON: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise PermanentError(f"body must be a JSON object, got {type(payload).__name__}")
+    if is_s3_notification(payload):
+        raise PermanentError(f"the body is an S3 Event Notification: {S3_NOTIFICATION_ADVICE}")
     try:
         if is_bare_event(payload):
             event = EventBridgeModel.model_validate(payload)

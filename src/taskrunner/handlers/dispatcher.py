@@ -14,17 +14,22 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskrunner.adapters.ecs import EcsCluster
+from taskrunner.adapters.pauses import SsmPauses, pauses_prefix
 from taskrunner.adapters.queues import Queues, queue_url_from_arn
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.store import DynamoRunStore
+from taskrunner.domain.backoff import backoff_s
 from taskrunner.domain.dispatch import Dispatcher, Outcome
 from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import InvalidJobSpec
 from taskrunner.domain.ports import Messages, Registry
 from taskrunner.domain.triggers import DispatchRequest, requests_from
-from taskrunner.handlers.common import dead_letter, record_source
+from taskrunner.handlers.common import Shape, classify, dead_letter, record_source, refusal
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import DispatcherSettings
+
+#: SQS visibility the Dispatcher asks for at most when it returns a message (a deferred run waits this long).
+MAX_MESSAGE_BACKOFF_S = 900
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,15 @@ def service() -> Service:
     settings = DispatcherSettings.from_env()
     registry = SsmRegistry(settings.registry_prefix)
     store = DynamoRunStore(settings.runs_table, history_days=settings.run_history_days)
-    dispatcher = Dispatcher(registry, store, EcsCluster(), clock=time.time, lease_s=settings.lease_s)
+    dispatcher = Dispatcher(
+        registry,
+        store,
+        EcsCluster(),
+        stack=settings.bounds(),
+        clock=time.time,
+        lease_s=settings.lease_s,
+        pauses=SsmPauses(pauses_prefix(settings.registry_prefix)),
+    )
     return Service(settings, registry, dispatcher, Queues())
 
 
@@ -55,25 +68,27 @@ def _dispatch(svc: Service, request: DispatchRequest) -> Outcome:
     except InvalidJobSpec as exc:
         raise PermanentError(f"invalid job spec for '{request.job}': {exc}") from exc
     logger.set_correlation_id(outcome.run_id)
+    # Names only: override values, like every environment value, stay out of logs and records.
     logger.info(
         "dispatched",
         job=request.job,
         trigger=str(request.trigger),
+        attempt=request.attempt,
         result=str(outcome.result),
         reason=outcome.reason,
         task_arn=outcome.task_arn,
         fallback=outcome.fallback,
+        env_names=sorted(request.env),
     )
-    count(
-        f"Runs{str(outcome.result).capitalize()}",
-        job=request.job,
-        reason=outcome.reason.split(":")[0] or "none",
-    )
+    count(f"Runs{str(outcome.result).capitalize()}")
     return outcome
 
 
-def _dead_letter(svc: Service, body: str, reason: str, source: dict[str, str]) -> None:
-    dead_letter(svc.queues, svc.settings.dead_letter_queue_url, body, reason, source, metric="DeadLettered")
+def _dead_letter(svc: Service, body: str, exc: PermanentError | str, source: dict[str, str]) -> None:
+    kind = exc.kind if isinstance(exc, PermanentError) else "unsupported-payload"
+    dead_letter(
+        svc.queues, svc.settings.dead_letter_queue_url, body, str(exc), source, metric="DeadLettered", kind=kind
+    )
 
 
 def handle_record(svc: Service, record: SQSRecord) -> None:
@@ -84,18 +99,19 @@ def handle_record(svc: Service, record: SQSRecord) -> None:
         if isinstance(exc, LaunchRejected):
             count("LaunchFailed")
         # Acknowledged: the message now lives in the DLQ with its reason, on its first attempt.
-        _dead_letter(svc, record.body, str(exc), record_source(record))
+        _dead_letter(svc, record.body, exc, record_source(record))
     except TryLater as exc:
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        delay = round(min(exc.delay_s * svc.settings.backoff_scale * 2 ** (receive_count - 1), 900))
+        delay = round(backoff_s(receive_count, exc.delay_s * svc.settings.backoff_scale, MAX_MESSAGE_BACKOFF_S))
         svc.queues.retry_after(queue_url_from_arn(record.event_source_arn), record.receipt_handle, delay)
-        count("LaunchDeferred", reason=exc.reason.split(":")[0])
+        count("LaunchDeferred")
         logger.info("try later", reason=exc.reason, delay_s=delay, receive_count=receive_count)
         raise
 
 
-def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
+def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, Any]:
+    payload = classify(event)
+    if payload.shape is Shape.SQS_BATCH:
         metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=len(event["Records"]))
         response = process_partial_response(
             event=event,
@@ -104,12 +120,19 @@ def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) ->
             context=context,
         )
         return dict(response)
-    # A bare EventBridge event or request: `sam local invoke`, or a rule that targets the function.
+    if payload.shape is Shape.EMPTY_BATCH:
+        return {"batchItemFailures": []}
     metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=1)
+    body = json.dumps(event, default=str)
+    if payload.shape is not Shape.DIRECT:
+        reason = refusal(payload, "the Dispatcher")
+        _dead_letter(svc, body, reason, {"source": "direct-invoke"})
+        return {"dead_lettered": reason}
+    # A bare EventBridge event or request: `sam local invoke`, or a rule that targets the function.
     try:
         outcomes = dispatch_all(svc, event)
     except PermanentError as exc:
-        _dead_letter(svc, json.dumps(event, default=str), str(exc), {"source": "direct-invoke"})
+        _dead_letter(svc, body, exc, {"source": "direct-invoke"})
         return {"dead_lettered": str(exc)}
     return {"runs": [{"run_id": o.run_id, "result": str(o.result), "task_arn": o.task_arn} for o in outcomes]}
 
@@ -117,5 +140,5 @@ def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) ->
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return handle_event(service(), event, context)

@@ -24,7 +24,7 @@ from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.ports import Messages, RunStore
 from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker
 from taskrunner.domain.triggers import describe
-from taskrunner.handlers.common import dead_letter, record_source
+from taskrunner.handlers.common import Shape, classify, dead_letter, record_source, refusal
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import TrackerSettings
 
@@ -46,10 +46,13 @@ def service() -> Service:
     registry = SsmRegistry(settings.registry_prefix)
     store = DynamoRunStore(settings.runs_table, history_days=settings.run_history_days)
     retries = DispatchRetries(
-        settings.dispatch_queue_url, settings.dispatch_queue_arn, settings.retry_scheduler_role_arn
+        settings.dispatch_queue_url,
+        settings.dispatch_queue_arn,
+        settings.retry_scheduler_role_arn,
+        schedule_group=settings.schedule_group,
     )
-    tracker = Tracker(registry, store, retries)
-    reconciler = Reconciler(registry, store, EcsCluster(), tracker, clock=time.time)
+    tracker = Tracker(registry, store, retries, stack_name=settings.stack_name, clock=time.time)
+    reconciler = Reconciler(registry, store, EcsCluster(), tracker, retries, clock=time.time)
     return Service(settings, store, tracker, reconciler, Queues())
 
 
@@ -98,8 +101,17 @@ def track(svc: Service, body: str | dict[str, Any]) -> Tracked:
     return tracked
 
 
-def _dead_letter(svc: Service, body: str, reason: str, source: dict[str, str]) -> None:
-    dead_letter(svc.queues, svc.settings.dead_letter_queue_url, body, reason, source, metric="TrackerDeadLettered")
+def _dead_letter(svc: Service, body: str, exc: PermanentError | str, source: dict[str, str]) -> None:
+    kind = exc.kind if isinstance(exc, PermanentError) else "unsupported-payload"
+    dead_letter(
+        svc.queues,
+        svc.settings.dead_letter_queue_url,
+        body,
+        str(exc),
+        source,
+        metric="TrackerDeadLettered",
+        kind=kind,
+    )
 
 
 def handle_record(svc: Service, record: SQSRecord) -> None:
@@ -107,20 +119,30 @@ def handle_record(svc: Service, record: SQSRecord) -> None:
     try:
         track(svc, record.body)
     except PermanentError as exc:
-        _dead_letter(svc, record.body, str(exc), record_source(record))
+        _dead_letter(svc, record.body, exc, record_source(record))
 
 
 def reconcile(svc: Service) -> dict[str, int]:
     report = svc.reconciler.reconcile(svc.store.active())
-    for name, value in (("RunsReconciled", report.recovered), ("RunsTimedOut", report.timed_out)):
+    for name, value in (
+        ("RunsReconciled", report.recovered),
+        ("RunsTimedOut", report.timed_out),
+        ("RunsVanished", report.vanished),
+        ("RunsRedriven", report.redriven),
+        ("RunsAbandoned", report.abandoned),
+    ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    metrics.add_metric(name="RunsVanished", unit=MetricUnit.Count, value=report.vanished)
     logger.info("reconciled", **vars(report))
     return dict(vars(report))
 
 
-def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
+#: The one direct payload the Tracker always accepts: its minute schedule's input.
+RECONCILE = {"action": "reconcile"}
+
+
+def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, Any]:
+    payload = classify(event)
+    if payload.shape is Shape.SQS_BATCH:
         metrics.add_metric(name="TrackerRecords", unit=MetricUnit.Count, value=len(event["Records"]))
         response = process_partial_response(
             event=event,
@@ -129,13 +151,26 @@ def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) ->
             context=context,
         )
         return dict(response)
-    if event.get("action") == "reconcile":
+    if payload.shape is Shape.EMPTY_BATCH:
+        return {"batchItemFailures": []}
+    if event == RECONCILE:
         return reconcile(svc)
-    # A bare state-change event: `sam local invoke TrackerFunction -e events/ecs-task-stopped.json`.
+    body = json.dumps(event, default=str)
+    if payload.shape is not Shape.DIRECT:
+        reason = refusal(payload, "the Tracker")
+        _dead_letter(svc, body, reason, {"source": "direct-invoke"})
+        return {"dead_lettered": reason}
+    if not svc.settings.accept_direct_events:
+        # On AWS only the tracker queue (filled by the stack's own rule) carries state changes: a direct invoke
+        # could otherwise forge one. Local mode and `taskrunner invoke` opt in.
+        reason = "the Tracker accepts state changes only from its queue (direct invokes: reconcile only)"
+        _dead_letter(svc, body, reason, {"source": "direct-invoke"})
+        return {"dead_lettered": reason}
+    # A bare state-change event: `taskrunner invoke TrackerFunction -e events/ecs-task-stopped.json`.
     try:
         tracked = track(svc, event)
     except PermanentError as exc:
-        _dead_letter(svc, json.dumps(event, default=str), str(exc), {"source": "direct-invoke"})
+        _dead_letter(svc, body, exc, {"source": "direct-invoke"})
         return {"dead_lettered": str(exc)}
     return {"run_id": tracked.run_id, "status": tracked.status, "applied": tracked.applied, "ignored": tracked.ignored}
 
@@ -143,5 +178,5 @@ def handle_event(svc: Service, event: dict[str, Any], context: LambdaContext) ->
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return handle_event(service(), event, context)

@@ -96,7 +96,11 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(function: DeployedFunction, event: Any, extra_env: Mapping[str, str] | None = None) -> Any:
+    region = function.arn.split(":")[3]
     env = {
+        # What the Lambda runtime sets in every execution environment.
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
         "AWS_LAMBDA_FUNCTION_NAME": function.name,
         "POWERTOOLS_TRACE_DISABLED": "true",
         **function.environment,

@@ -14,12 +14,14 @@ import boto3
 
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.runs import Run
+from taskrunner.domain.trust import StackBounds
 from taskrunner.local.ecs_events import put_entry
 from taskrunner.local.esm import EventSourceMapping
 from taskrunner.local.invoke import DeployedFunction, deployed_function, invoke
 from taskrunner.local.moto_ecs import pin_task_states
 from taskrunner.local.server import embedded_aws
 from taskrunner.local.stack import REGION, Deployment, deploy, network
+from taskrunner.settings import DispatcherSettings
 
 DEFAULT_STACK = "taskrunner"
 #: For benchmarks: no per-record INFO logs or EMF lines on stdout.
@@ -44,6 +46,11 @@ class Platform:
 
     def function(self, output: str) -> DeployedFunction:
         return deployed_function(self.outputs[output], self.client("lambda"))
+
+    def bounds(self) -> StackBounds:
+        """The stack's bounds as its Dispatcher sees them (its environment, with the region Lambda adds)."""
+        function = self.function("DispatchFunctionName")
+        return DispatcherSettings.from_env(function.environment | {"AWS_REGION": REGION}).bounds()
 
     def invoke(self, output: str, event: Any) -> Any:
         return invoke(self.function(output), event)
