@@ -39,8 +39,8 @@ build: requirements  ## sam build (pip, no container) into .aws-sam/
 	PYTHON=$(PYTHON) $(SAM) build --template template.yaml
 
 lint: install  ## ruff and mypy (strict on src/)
-	$(RUN)/ruff check src tests benchmarks examples
-	$(RUN)/ruff format --check src tests benchmarks examples
+	$(RUN)/ruff check src tests benchmarks examples tools
+	$(RUN)/ruff format --check src tests benchmarks examples tools
 	$(RUN)/mypy
 
 typecheck: install

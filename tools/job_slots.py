@@ -50,7 +50,7 @@ def environment() -> str:
     lines = []
     for i in range(ENV_SLOTS):
         lines += [
-            f"            - !If",
+            "            - !If",
             f"              - HasEnv{i}",
             f"              - Name: {_name('Environment', ENV_SLOTS, i)}",
             f"                Value: {_value('Environment', ENV_SLOTS, i)}",
@@ -63,7 +63,7 @@ def secrets() -> str:
     lines = []
     for i in range(SECRET_SLOTS):
         lines += [
-            f"            - !If",
+            "            - !If",
             f"              - HasSecret{i}",
             f"              - Name: {_name('Secrets', SECRET_SLOTS, i)}",
             f"                ValueFrom: {_value('Secrets', SECRET_SLOTS, i)}",
@@ -89,10 +89,8 @@ REGIONS = {
 
 def render(text: str) -> str:
     for name, build in REGIONS.items():
-        pattern = re.compile(
-            rf"(?P<head>[ \t]*# BEGIN GENERATED {name} \(tools/job_slots\.py\)\n).*?(?P<tail>[ \t]*# END GENERATED {name}\n)",
-            re.DOTALL,
-        )
+        head = rf"(?P<head>[ \t]*# BEGIN GENERATED {name} \(tools/job_slots\.py\)\n)"
+        pattern = re.compile(head + rf".*?(?P<tail>[ \t]*# END GENERATED {name}\n)", re.DOTALL)
         if not pattern.search(text):
             raise SystemExit(f"{JOB_TEMPLATE}: no generated region '{name}'")
         text = pattern.sub(lambda m: m["head"] + build() + "\n" + m["tail"], text)  # noqa: B023

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from decimal import Decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
