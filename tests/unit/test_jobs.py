@@ -52,8 +52,9 @@ def registry_entry(**params: Any) -> str:
     }
     values |= params
     values |= {
-        "PublicIp": "true" if values["AssignPublicIp"] == "ENABLED" else "false",
+        "PublicIp": values["AssignPublicIp"],
         "ExitCodes": ",".join(str(c) for c in values["RetryExitCodes"] or []),
+        "AllowedOverrides": ",".join(values["AllowedEnvOverrides"] or []),
         "S3Bucket": values["DataBucket"] if values["S3Prefix"] else "",
         "Pattern": values["EventPattern"] or "null",
         "QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/work" if values["QueueMode"] != "none" else "",

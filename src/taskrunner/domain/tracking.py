@@ -133,6 +133,7 @@ class Tracked:
     applied: bool
     retry: Retry | None = None
     ignored: str = ""
+    job: str | None = None
 
 
 def override_env(task: TaskState) -> dict[str, str]:
@@ -213,8 +214,9 @@ class Tracker:
             if run.status is RunStatus.RETRYING and run.attempt == attempt + 1 and outcome.status.terminal:
                 # A redelivery of the failure that made this retry: the retry may never have been scheduled
                 # (the scheduling call failed after the RETRYING write), so schedule it again; the claim dedups.
-                return Tracked(run_id, run.status, applied=False, retry=self._reschedule(run, task))
-            return Tracked(run_id, run.status, applied=False, ignored=f"attempt {attempt} superseded by {run.attempt}")
+                return Tracked(run_id, run.status, applied=False, retry=self._reschedule(run, task), job=run.job)
+            superseded = f"attempt {attempt} superseded by {run.attempt}"
+            return Tracked(run_id, run.status, applied=False, ignored=superseded, job=run.job)
         return self.apply(run, attempt, task, outcome)
 
     def apply(self, run: Run, attempt: int, task: TaskState, outcome: Verdict) -> Tracked:
@@ -239,7 +241,7 @@ class Tracker:
             elif recorded is not None and recorded.attempt == attempt and recorded.status.terminal:
                 failure = FailureKind(recorded.failure) if recorded.failure else None
                 retry = self._maybe_retry(recorded, attempt, failure, recorded.exit_code, recorded.reason or "", task)
-        return Tracked(run.run_id, outcome.status, applied, retry)
+        return Tracked(run.run_id, outcome.status, applied, retry, job=run.job)
 
     def _maybe_retry(
         self,

@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,7 +18,7 @@ from taskrunner.adapters.queues import Queues, queue_url_from_arn
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.backoff import backoff_s
-from taskrunner.domain.dispatch import Dispatcher, Outcome
+from taskrunner.domain.dispatch import Dispatcher, Outcome, Result
 from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import InvalidJobSpec
 from taskrunner.domain.ports import Messages, Registry
@@ -28,6 +27,8 @@ from taskrunner.handlers.common import Shape, classify, dead_letter, record_sour
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import DispatcherSettings
 
+#: Outcomes counted per job (a SKIPPED or MISSED run is counted by the Tracker's final states, not twice).
+METRIC_OF = {Result.LAUNCHED: "RunsLaunched", Result.ADOPTED: "RunsAdopted", Result.DUPLICATE: "RunsDuplicate"}
 #: SQS visibility the Dispatcher asks for at most when it returns a message (a deferred run waits this long).
 MAX_MESSAGE_BACKOFF_S = 900
 
@@ -80,7 +81,8 @@ def _dispatch(svc: Service, request: DispatchRequest) -> Outcome:
         fallback=outcome.fallback,
         env_names=sorted(request.env),
     )
-    count(f"Runs{str(outcome.result).capitalize()}")
+    if outcome.result in METRIC_OF:
+        count(METRIC_OF[outcome.result], job=request.job)
     return outcome
 
 
@@ -112,7 +114,7 @@ def handle_record(svc: Service, record: SQSRecord) -> None:
 def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, Any]:
     payload = classify(event)
     if payload.shape is Shape.SQS_BATCH:
-        metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=len(event["Records"]))
+        count("DispatchRecords", len(event["Records"]))
         response = process_partial_response(
             event=event,
             record_handler=functools.partial(handle_record, svc),
@@ -122,7 +124,7 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         return dict(response)
     if payload.shape is Shape.EMPTY_BATCH:
         return {"batchItemFailures": []}
-    metrics.add_metric(name="DispatchRecords", unit=MetricUnit.Count, value=1)
+    count("DispatchRecords")
     body = json.dumps(event, default=str)
     if payload.shape is not Shape.DIRECT:
         reason = refusal(payload, "the Dispatcher")

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -94,7 +93,7 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         if context.get_remaining_time_in_millis() / 1000 < svc.settings.interval_s * 2:
             break
         time.sleep(max(0.0, svc.settings.interval_s - (time.monotonic() - round_started)))
-    metrics.add_metric(name="ScalerRounds", unit=MetricUnit.Count, value=rounds)
+    count("ScalerRounds", rounds)
     return {
         "rounds": rounds,
         "jobs": {

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -94,10 +93,11 @@ def track(svc: Service, body: str | dict[str, Any]) -> Tracked:
         logger.info(
             "run state", status=str(tracked.status), retry_in_s=tracked.retry.delay_s if tracked.retry else None
         )
+        by_job = {"job": tracked.job} if tracked.job else {}
         if tracked.retry:
-            count("RunsRetried")
+            count("RunsRetried", **by_job)
         elif tracked.status.terminal:
-            count(f"Runs{str(tracked.status).title().replace('_', '')}")
+            count(f"Runs{str(tracked.status).title().replace('_', '')}", **by_job)
     return tracked
 
 
@@ -126,12 +126,12 @@ def reconcile(svc: Service) -> dict[str, int]:
     report = svc.reconciler.reconcile(svc.store.active())
     for name, value in (
         ("RunsReconciled", report.recovered),
-        ("RunsTimedOut", report.timed_out),
+        ("RunsStoppedForTimeout", report.timed_out),
         ("RunsVanished", report.vanished),
         ("RunsRedriven", report.redriven),
         ("RunsAbandoned", report.abandoned),
     ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        count(name, value)
     logger.info("reconciled", **vars(report))
     return dict(vars(report))
 
@@ -143,7 +143,7 @@ RECONCILE = {"action": "reconcile"}
 def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, Any]:
     payload = classify(event)
     if payload.shape is Shape.SQS_BATCH:
-        metrics.add_metric(name="TrackerRecords", unit=MetricUnit.Count, value=len(event["Records"]))
+        count("TrackerRecords", len(event["Records"]))
         response = process_partial_response(
             event=event,
             record_handler=functools.partial(handle_record, svc),
