@@ -8,12 +8,14 @@ it links) and, where the guide is silent, event-ruler (https://github.com/aws/ev
 library EventBridge's matching is published as. ``tests/unit/eventbridge_conformance.json`` holds the
 documents' examples; ``benchmarks/pattern_conformance.py`` runs them through every implementation.
 
-Why not a library: measured on that table (87 match cases, 29 invalid patterns), moto's
-``EventPattern`` (moto 5.2.5, already a dependency) passes 57 of the 116 and LocalStack's
-``EventRuleEngine`` (localstack-core 2026.3.0) 91; neither applies event-ruler's array consistency
-(fields of one nested pattern must come from one element of an array of objects), which is the
-Dispatcher's security check, and moto accepts most invalid patterns. ``event-ruler`` on PyPI has no
-build for this platform. So the matcher is ours.
+Why not a library: on that table (137 match cases, 33 invalid patterns) this module passes 170 of
+170, moto's ``EventPattern`` (moto 5.2.5, already a dependency) 129 and LocalStack's
+``EventRuleEngine`` (localstack-core 2026.3.0) 150. Both take ``1`` for ``true``; moto does not
+descend into arrays of objects at all and accepts 29 of the 33 invalid patterns; LocalStack does
+descend but without array consistency (it matches ``firstName`` and ``lastName`` from different
+employees), its ``*`` needs at least one character and ``\\*`` is not a literal star. Array
+consistency is what the Dispatcher's re-check relies on, so the matcher is ours (``event-ruler`` on
+PyPI has no distribution this platform can install).
 
 Semantics worth knowing (each has a test):
 
