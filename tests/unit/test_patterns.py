@@ -381,6 +381,14 @@ def test_later_of_two_same_named_leaves_wins_across_or():
     check(reordered, {"source": "b"}, False)
 
 
+def test_a_distributed_or_judges_absence_per_alternative():
+    """items.a sorts before items.b (absence judged in the matched element), items.c after (across all)."""
+    pattern = {"items": {"b": [{"exists": False}]}, "$or": [{"items": {"a": [1]}}, {"items": {"c": [2]}}]}
+    check(pattern, {"items": [{"a": 1}, {"b": 1}]}, True)
+    check(pattern, {"items": [{"c": 2}, {"b": 1}]}, False)
+    check(pattern, {"items": [{"c": 2}, {"d": 1}]}, True)
+
+
 def test_nested_pattern_against_a_non_object_sees_an_empty_object():
     check({"detail": {"x": [{"exists": False}]}}, {"detail": "text"}, True)
     check({"detail": {"x": [{"exists": False}]}}, {"detail": [1, 2]}, True)

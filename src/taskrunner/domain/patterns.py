@@ -43,6 +43,7 @@ backtracking), and recursion follows the pattern's depth, never the event's.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import math
@@ -501,7 +502,8 @@ def _normalise(node: _Obj) -> _Obj:
                 spliced: list[tuple[str, _Obj | _Leaf] | _Group] = []
                 for item in node.items:
                     spliced.extend(alt.items if item is group else [item])
-                alternatives.append(_normalise(_Obj(spliced, path=node.path)))
+                # Each alternative gets its own copy: where an absence is judged depends on its siblings.
+                alternatives.append(_normalise(_Obj(copy.deepcopy(spliced), path=node.path)))
             return _Obj([_Group(alternatives)], path=node.path)
     for i, item in enumerate(node.items):
         if isinstance(item, _Group):
