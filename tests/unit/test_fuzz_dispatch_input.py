@@ -36,7 +36,7 @@ REGISTRY = FakeRegistry(
         name="rich-pattern",
         event_pattern={
             "detail": {
-                "total": [{"numeric": [">", 0, "<=", 1e9]}, {"anything-but": [0, "zero"]}],
+                "total": [{"numeric": [">", 0, "<=", 1e9]}, {"anything-but": [0, 13]}],
                 "currency": [{"exists": True}, {"equals-ignore-case": "eur"}],
                 "$or": [{"order_id": [{"prefix": "o-"}]}, {"key": [{"wildcard": "*.csv"}, {"suffix": ".tsv"}]}],
                 "tags": [{"anything-but": {"prefix": "internal"}}, {"exists": False}],

@@ -296,3 +296,26 @@ def test_invalid_job_spec_message_is_readable():
     assert "2 validation errors" in message
     assert isinstance(caught.value, ValueError)
     assert isinstance(caught.value.__cause__, ValidationError)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ('{"source": "aws.s3"}', "source: a pattern's values must be arrays"),
+        ({"detail": {"total": [{"numeric": [">"]}]}}, "detail.total: numeric needs an operator and a number"),
+        ({"source": [{"contains": "s3"}]}, 'source: unknown operator "contains"'),
+        ({}, "pattern: an empty object is not a pattern"),
+        ("{not json", "event_pattern is not JSON"),
+    ],
+)
+def test_event_pattern_eventbridge_would_refuse_is_rejected_with_the_reason(bad, reason):
+    with pytest.raises(InvalidJobSpec, match="event_pattern") as refused:
+        JobSpec.parse(spec_dict(event_pattern=bad))
+    assert reason in str(refused.value)
+
+
+def test_every_problem_of_an_event_pattern_is_named():
+    with pytest.raises(InvalidJobSpec) as refused:
+        JobSpec.parse(spec_dict(event_pattern={"source": "x", "detail": {"ip": [{"cidr": "10.0.0.0"}]}}))
+    assert "source: a pattern's values must be arrays" in str(refused.value)
+    assert 'detail.ip: malformed cidr "10.0.0.0"' in str(refused.value)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from taskrunner.domain.overrides import allowable, override_problems
+from taskrunner.domain.patterns import validate_pattern
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -186,7 +187,20 @@ class JobSpec(BaseModel):
     @classmethod
     def _pattern(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return json.loads(value) if value.strip() else None
+            if not value.strip():
+                return None
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"event_pattern is not JSON: {exc.msg} at position {exc.pos}") from exc
+            except (ValueError, RecursionError) as exc:  # >4300-digit integers; nesting past the parser's stack
+                raise ValueError(f"event_pattern is not usable JSON: {type(exc).__name__}") from exc
+        if value is None:
+            return None
+        # An entry EventBridge would refuse is refused here, with every reason: its rule could never
+        # deliver an event, and routing would treat the pattern as matching nothing.
+        if problems := validate_pattern(value):
+            raise ValueError("event_pattern is not a valid EventBridge pattern: " + "; ".join(problems))
         return value
 
     @field_validator("queue_url", "service", "s3_bucket", "schedule", mode="before")
