@@ -15,39 +15,19 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from taskrunner.domain.backoff import backoff_s as backoff
 from taskrunner.domain.errors import PermanentError, Refused
+from taskrunner.domain.failures import FailureKind, classify, retries
 from taskrunner.domain.jobs import JobSpec, RetryPolicy
 from taskrunner.domain.ports import Cluster, Registry, Retry, RetryScheduler, RunStore
 from taskrunner.domain.runs import Run, RunStatus, log_stream, parse_started_by
 
 #: The reason StopTask carries when the reconciler stops a run past its job's timeout.
 TIMEOUT_REASON = "taskrunner: timed out"
-#: ``stoppedReason`` fragments of tasks that never started their application (AWS docs: stopped tasks errors).
-START_FAILURE_MARKERS = (
-    "CannotPullContainer",
-    "ResourceInitializationError",
-    "CannotStartContainer",
-    "ResourceNotFoundException",
-    "Capacity is unavailable",
-    "InternalError",
-    "TaskFailedToStart",
-    "OutOfMemoryError: Container killed",
-)
-
-
-class FailureKind(StrEnum):
-    START = "start"  # image pull, ENI/secrets/EFS initialisation, capacity: the application never ran
-    SPOT = "spot"  # Fargate Spot interruption: the application was killed through no fault of its own
-    EXIT = "exit"  # the application exited non-zero
-    TIMEOUT = "timeout"
-    STOPPED = "stopped"  # stopped by a user, a Replace overlap policy, or a deployment
-    LOST = "lost"  # the task vanished without a stop event (reconciliation)
 
 
 class TaskState(BaseModel):
@@ -85,39 +65,35 @@ class Verdict:
     status: RunStatus
     failure: FailureKind | None
     reason: str
+    #: The essential container's exit code (a sidecar's is no verdict), what the run records and retries on.
+    exit_code: int | None = None
 
 
 def verdict(task: TaskState) -> Verdict:
-    """The run state a task state implies."""
+    """The run state a task state implies; a stopped task is classified by the table in domain/failures.py."""
     if task.last_status != "STOPPED":
         status = RunStatus.RUNNING if task.last_status == "RUNNING" else RunStatus.PENDING
         return Verdict(status, None, "")
-    reason = " | ".join(r for r in (task.stopped_reason, task.container_reason) if r)
-    code = task.stop_code or ""
-    if task.stopped_reason and task.stopped_reason.startswith(TIMEOUT_REASON):
-        return Verdict(RunStatus.TIMED_OUT, FailureKind.TIMEOUT, reason)
-    if code in {"SpotInterruption", "TerminationNotice"}:
-        return Verdict(RunStatus.FAILED, FailureKind.SPOT, reason or code)
-    if code == "TaskFailedToStart" or any(m in reason for m in START_FAILURE_MARKERS):
-        return Verdict(RunStatus.FAILED, FailureKind.START, reason or code)
-    if code in {"UserInitiated", "ServiceSchedulerInitiated"}:
-        return Verdict(RunStatus.STOPPED, FailureKind.STOPPED, reason or code)
-    exit_code = task.exit_code
-    if exit_code == 0:
-        return Verdict(RunStatus.SUCCEEDED, None, "")
-    if exit_code is None:
-        return Verdict(RunStatus.FAILED, FailureKind.START, reason or "stopped without an exit code")
-    return Verdict(RunStatus.FAILED, FailureKind.EXIT, f"exit code {exit_code}" + (f": {reason}" if reason else ""))
+    found = classify(task.stop_code, task.stopped_reason, task.containers)
+    if found.kind is None:
+        return Verdict(RunStatus.SUCCEEDED, None, "", found.exit_code)
+    if found.kind is FailureKind.TIMEOUT:
+        return Verdict(RunStatus.TIMED_OUT, found.kind, found.reason, found.exit_code)
+    if found.kind is FailureKind.STOPPED:
+        return Verdict(RunStatus.STOPPED, found.kind, found.reason, found.exit_code)
+    return Verdict(RunStatus.FAILED, found.kind, found.reason, found.exit_code)
 
 
 def should_retry(policy: RetryPolicy, attempt: int, failure: FailureKind | None, exit_code: int | None) -> bool:
+    """AWS Batch ``evaluateOnExit``: the platform's failures retry, the application's only for listed codes."""
     if failure is None or attempt >= policy.max_attempts:
         return False
-    if failure in {FailureKind.START, FailureKind.SPOT, FailureKind.LOST}:
-        return policy.retry_start_failures
-    if failure is FailureKind.EXIT:
-        return exit_code in policy.retry_exit_codes
-    return False  # a timeout or a deliberate stop is final, as in AWS Batch and Kubernetes Jobs
+    return retries(
+        failure,
+        exit_code,
+        retry_start_failures=policy.retry_start_failures,
+        retry_exit_codes=policy.retry_exit_codes,
+    )
 
 
 def backoff_s(policy: RetryPolicy, attempt: int, rng: Callable[[], float]) -> int:
@@ -224,7 +200,7 @@ class Tracker:
             "task_arn": task.task_arn,
             "log_stream": log_stream(run.job, task.task_arn),
             "reason": outcome.reason or None,
-            "exit_code": task.exit_code,
+            "exit_code": outcome.exit_code,
             "stop_code": task.stop_code,
             "started_at": task.started_at,
             "stopped_at": task.stopped_at,
@@ -237,7 +213,7 @@ class Tracker:
             # must still retry. What retries is decided from the record, not from this (possibly late) event.
             recorded = self.store.get(run.run_id) if not applied else None
             if applied:
-                retry = self._maybe_retry(run, attempt, outcome.failure, task.exit_code, outcome.reason, task)
+                retry = self._maybe_retry(run, attempt, outcome.failure, outcome.exit_code, outcome.reason, task)
             elif recorded is not None and recorded.attempt == attempt and recorded.status.terminal:
                 failure = FailureKind(recorded.failure) if recorded.failure else None
                 retry = self._maybe_retry(recorded, attempt, failure, recorded.exit_code, recorded.reason or "", task)
