@@ -129,20 +129,16 @@ def register_job(
     stack, outputs = platform.stack_name, platform.outputs
     sqs, ecs = clients["sqs"], clients["ecs"]
     queue_url = sqs.create_queue(QueueName=f"{stack}-{name}-work")["QueueUrl"]
-    entry = template | {"name": name, "queue_url": queue_url}
+    # Its own family, as a job stack registers it: the Scaler scales nothing a registry entry names otherwise.
+    family = f"{stack}-{name}"
+    copy_task_definition(ecs, template["task_definition"], family)
+    entry = template | {"name": name, "queue_url": queue_url, "task_definition": family}
     if service_mode:
         service = f"{stack}-{name}"
-        ecs.create_service(
-            cluster=outputs["ClusterName"],
-            serviceName=service,
-            taskDefinition=template["task_definition"],
-            desiredCount=0,
-        )
+        ecs.create_service(cluster=outputs["ClusterName"], serviceName=service, taskDefinition=family, desiredCount=0)
         entry |= {"queue_mode": "service", "service": service}
     else:
-        family = f"{stack}-{name}"
-        copy_task_definition(ecs, template["task_definition"], family)
-        entry |= {"queue_mode": "per-message", "service": "", "task_definition": family}
+        entry |= {"queue_mode": "per-message", "service": ""}
     for start in range(0, backlog, 10):
         batch = [{"Id": str(i), "MessageBody": json.dumps({"n": start + i})} for i in range(min(10, backlog - start))]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=batch)
@@ -155,7 +151,8 @@ def register_job(
 def build_autoscaler(platform: Platform, counter: CallCounter, sleep: Callable[[float], None]) -> Autoscaler:
     """As ``handlers.scaler.service()`` builds it, with clients on the embedded AWS and the counter attached."""
     function = platform.client("lambda").get_function_configuration(FunctionName=platform.outputs["ScalerFunctionName"])
-    settings = ScalerSettings.from_env({k: str(v) for k, v in function["Environment"]["Variables"].items()})
+    variables = {k: str(v) for k, v in function["Environment"]["Variables"].items()}
+    settings = ScalerSettings.from_env(variables | {"AWS_REGION": "us-east-1"})
     session = boto3.session.Session(region_name=REGION)
 
     def client(service: str) -> Any:
@@ -168,6 +165,7 @@ def build_autoscaler(platform: Platform, counter: CallCounter, sleep: Callable[[
         ecs,
         ecs,
         DynamoStateStore(settings.state_table, client("dynamodb")),
+        stack=settings.bounds(),
         clock=time.time,
         sleep=sleep,
     )

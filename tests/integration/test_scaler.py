@@ -67,6 +67,7 @@ def test_service_scales_back_to_zero_only_after_the_queue_stays_idle(stack: Stac
         ecs,
         ecs,
         DynamoStateStore(stack.outputs["ScalerStateTableName"], stack.client("dynamodb")),
+        stack=stack.bounds(),
         clock=lambda: now[0],
         sleep=lambda _: None,
     )

@@ -601,3 +601,111 @@ class FakeCluster:
     def _new_arn(self, cluster: str) -> str:
         self._serial += 1
         return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster.rsplit('/', 1)[-1]}/{self._serial:032x}"
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+#: The dispatch queue's ARN in records built by :func:`sqs_record`.
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:taskrunner-DispatchQueue-EXAMPLE"
+
+
+@dataclass
+class FakeMessages:
+    """The handlers' SQS port: what was dead-lettered (with its reason) and which back-offs were asked for."""
+
+    dead: list[tuple[str, str]] = field(default_factory=list)
+    backoffs: list[int] = field(default_factory=list)
+
+    def dead_letter(self, queue_url: str, body: str, reason: str, source: dict[str, str]) -> None:
+        assert reason, "a dead letter always carries its reason"
+        self.dead.append((body, reason))
+
+    def retry_after(self, queue_url: str, receipt_handle: str, delay_s: int) -> None:
+        self.backoffs.append(delay_s)
+
+
+def sqs_record(body: str, index: int = 0, queue_arn: str = QUEUE_ARN) -> dict[str, Any]:
+    """One record of an SQS batch, shaped as Lambda's SQS poller delivers it."""
+    return {
+        "messageId": f"m-{index}",
+        "receiptHandle": f"r-{index}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+@dataclass
+class DispatcherWorld:
+    """The Dispatcher's handler service on fakes, and the fakes to look at."""
+
+    service: Any
+    cluster: FakeCluster
+    store: FakeRunStore
+    messages: FakeMessages
+    pauses: FakePauses
+
+
+def dispatcher_handler_service(registry: FakeRegistry, clock: FakeClock | None = None) -> DispatcherWorld:
+    """What ``taskrunner.handlers.dispatcher.service()`` builds on AWS, on fakes (the stack :data:`STACK`)."""
+    from taskrunner.domain.dispatch import Dispatcher
+    from taskrunner.handlers import dispatcher
+    from taskrunner.settings import DispatcherSettings
+
+    env = {"RUNS_TABLE": "runs", "REGISTRY_PREFIX": "/taskrunner/taskrunner/jobs", "DISPATCH_DLQ_URL": "dlq"}
+    settings = DispatcherSettings.from_env(env | {"RUN_HISTORY_DAYS": "30"} | STACK_ENV)
+    clock = clock or FakeClock()
+    cluster, store, messages, pauses = FakeCluster(), FakeRunStore(clock=clock), FakeMessages(), FakePauses()
+    core = Dispatcher(registry, store, cluster, stack=settings.bounds(), clock=clock, pauses=pauses)
+    return DispatcherWorld(dispatcher.Service(settings, registry, core, messages), cluster, store, messages, pauses)
+
+
+@dataclass
+class TrackerWorld:
+    service: Any
+    cluster: FakeCluster
+    store: FakeRunStore
+    messages: FakeMessages
+    retries: FakeRetryScheduler
+
+
+def tracker_handler_service(
+    registry: FakeRegistry,
+    *,
+    accept_direct_events: bool = False,
+    store: FakeRunStore | None = None,
+    cluster: FakeCluster | None = None,
+    clock: FakeClock | None = None,
+) -> TrackerWorld:
+    """What ``taskrunner.handlers.tracker.service()`` builds on AWS, on fakes."""
+    from taskrunner.domain.tracking import Reconciler, Tracker
+    from taskrunner.handlers import tracker
+    from taskrunner.settings import TrackerSettings
+
+    settings = TrackerSettings.from_env(
+        {
+            "STACK_NAME": STACK.name,
+            "RUNS_TABLE": "runs",
+            "REGISTRY_PREFIX": "/taskrunner/taskrunner/jobs",
+            "RUN_HISTORY_DAYS": "30",
+            "CLUSTER_ARN": CLUSTER_ARN,
+            "DISPATCH_QUEUE_URL": "dispatch",
+            "DISPATCH_QUEUE_ARN": QUEUE_ARN,
+            "TRACKER_DLQ_URL": "tracker-dlq",
+            "RETRY_SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/retry",
+            "SCHEDULE_GROUP": STACK.name,
+            "TRACKER_ACCEPT_DIRECT_EVENTS": str(accept_direct_events).lower(),
+        }
+    )
+    clock = clock or FakeClock()
+    store = store or FakeRunStore(clock=clock)
+    cluster = cluster or FakeCluster()
+    messages, retries = FakeMessages(), FakeRetryScheduler()
+    core = Tracker(registry, store, retries, stack_name=STACK.name, clock=clock)
+    reconciler = Reconciler(registry, store, cluster, core, retries, clock=clock)
+    return TrackerWorld(tracker.Service(settings, store, core, reconciler, messages), cluster, store, messages, retries)

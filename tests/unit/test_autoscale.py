@@ -7,7 +7,7 @@ from typing import Any
 
 from taskrunner.domain.autoscale import MAX_LAUNCHES_PER_ROUND, Autoscaler
 from taskrunner.domain.ports import LaunchResult, QueueDepth, ServiceCounts
-from tests.unit.fakes import FakeCluster, FakeRegistry, job_spec
+from tests.unit.fakes import STACK, FakeCluster, FakeRegistry, job_spec
 
 
 @dataclass
@@ -43,11 +43,18 @@ def per_message_scaler(visible: int, cluster: FakeCluster, now: list[float]) -> 
         name="transcode",
         task_definition="taskrunner-transcode",
         queue_mode="per-message",
-        queue_url="https://sqs.example/transcode",
+        queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/taskrunner-TranscodeJob-1A2B-WorkQueue-3C4D",
         scaling={"max_tasks": 1000, "acceptable_latency_s": 600, "msg_processing_s": 60},
     )
     return Autoscaler(
-        FakeRegistry(spec), Depths(visible), NoServices(), cluster, States(), clock=lambda: now[0], sleep=lambda _: None
+        FakeRegistry(spec),
+        Depths(visible),
+        NoServices(),
+        cluster,
+        States(),
+        stack=STACK,
+        clock=lambda: now[0],
+        sleep=lambda _: None,
     )
 
 

@@ -8,64 +8,35 @@ from __future__ import annotations
 
 import json
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskrunner.domain.dispatch import Dispatcher
 from taskrunner.domain.runs import RunStatus, idempotency_key, run_id_for
-from taskrunner.domain.tracking import Reconciler, Tracker
 from taskrunner.domain.triggers import DispatchRequest
 from taskrunner.handlers import dispatcher, scaler, tracker
 from taskrunner.local.invoke import LambdaContext
-from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSettings
+from taskrunner.settings import ScalerSettings
 from tests.conftest import load_event
 from tests.unit.fakes import (
     CLUSTER_ARN,
-    STACK,
     STACK_ENV,
-    FakeClock,
     FakeCluster,
+    FakeMessages,
     FakeRegistry,
-    FakeRetryScheduler,
     FakeRunStore,
+    dispatcher_handler_service,
     job_spec,
+    sqs_record,
+    tracker_handler_service,
 )
 
-QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:taskrunner-DispatchQueue-EXAMPLE"
 CONTEXT = LambdaContext(function_name="fuzz")
 FUZZ = settings(
     max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-
-
-@dataclass
-class FakeMessages:
-    dead: list[tuple[str, str]] = field(default_factory=list)
-    backoffs: list[int] = field(default_factory=list)
-
-    def dead_letter(self, queue_url: str, body: str, reason: str, source: dict[str, str]) -> None:
-        assert reason, "a dead letter always carries its reason"
-        self.dead.append((body, reason))
-
-    def retry_after(self, queue_url: str, receipt_handle: str, delay_s: int) -> None:
-        self.backoffs.append(delay_s)
-
-
-def sqs_record(body: str, index: int) -> dict[str, Any]:
-    return {
-        "messageId": f"m-{index}",
-        "receiptHandle": f"r-{index}",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": "us-east-1",
-    }
 
 
 JSON = st.recursive(
@@ -107,20 +78,8 @@ HOSTILE_BODIES = st.one_of(
 
 
 def dispatcher_service() -> tuple[dispatcher.Service, FakeCluster, FakeMessages]:
-    registry = FakeRegistry(job_spec(), job_spec(name="order-audit", task_definition="taskrunner-order-audit"))
-    cluster = FakeCluster()
-    messages = FakeMessages()
-    settings_ = DispatcherSettings.from_env(
-        {
-            "RUNS_TABLE": "runs",
-            "REGISTRY_PREFIX": "/taskrunner/t/jobs",
-            "DISPATCH_DLQ_URL": "dlq",
-            "RUN_HISTORY_DAYS": "30",
-        }
-        | STACK_ENV
-    )
-    core = Dispatcher(registry, FakeRunStore(), cluster, stack=STACK, clock=FakeClock())
-    return dispatcher.Service(settings_, registry, core, messages), cluster, messages
+    svc = dispatcher_handler_service(FakeRegistry(job_spec(), job_spec(name="order-audit")))
+    return svc.service, svc.cluster, svc.messages
 
 
 @FUZZ
@@ -157,29 +116,8 @@ def _is_plausible_launch(body: str) -> bool:
 
 
 def tracker_service() -> tuple[tracker.Service, FakeRunStore, FakeMessages]:
-    registry = FakeRegistry(job_spec())
-    store = FakeRunStore()
-    messages = FakeMessages()
-    settings_ = TrackerSettings.from_env(
-        {
-            "RUNS_TABLE": "runs",
-            "REGISTRY_PREFIX": "/taskrunner/t/jobs",
-            "RUN_HISTORY_DAYS": "30",
-            "CLUSTER_ARN": CLUSTER_ARN,
-            "DISPATCH_QUEUE_URL": "dispatch",
-            "DISPATCH_QUEUE_ARN": QUEUE_ARN,
-            "TRACKER_DLQ_URL": "tracker-dlq",
-            "RETRY_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
-            "STACK_NAME": STACK.name,
-            "SCHEDULE_GROUP": STACK.name,
-            "TRACKER_ACCEPT_DIRECT_EVENTS": "true",
-        }
-    )
-    retries = FakeRetryScheduler()
-    clock = FakeClock()
-    core = Tracker(registry, store, retries, stack_name=STACK.name, clock=clock)
-    reconciler = Reconciler(registry, store, FakeCluster(), core, retries, clock=clock)
-    return tracker.Service(settings_, store, core, reconciler, messages), store, messages
+    svc = tracker_handler_service(FakeRegistry(job_spec()), accept_direct_events=True)
+    return svc.service, svc.store, svc.messages
 
 
 @FUZZ

@@ -19,6 +19,7 @@ from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.domain.launch import MAX_TASKS_PER_CALL, worker_task_request
 from taskrunner.domain.ports import Cluster, Depths, Registry, ServiceCounts, Services, StateStore
 from taskrunner.domain.scaling import Decision, Observation, ScalerState, ScalingSpec, after_launch, decide
+from taskrunner.domain.trust import StackBounds, registry_problems
 
 #: ECS's RunTask limit is 20 calls/s and Fargate launches refill at 20 tasks/s: pace launches under both.
 LAUNCHES_PER_S = 20.0
@@ -51,9 +52,13 @@ class Autoscaler:
         cluster: Cluster,
         states: StateStore,
         *,
+        stack: StackBounds,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
     ) -> None:
+        self.stack = stack
+        #: Registry entries left out of the last round, with why (invalid, or naming what the stack did not deploy).
+        self.invalid: dict[str, str] = {}
         self.registry = registry
         self.depths = depths
         self.services = services
@@ -63,9 +68,29 @@ class Autoscaler:
         self.sleep = sleep
 
     def round(self) -> list[JobRound]:
-        jobs = [spec for spec in self.registry.all() if spec.queue_mode is not QueueMode.NONE]
+        self.invalid = dict(self.registry.invalid())
+        jobs = []
+        for spec in self.registry.all():
+            if problems := registry_problems(spec, self.stack):
+                # Trusted only for what the stack could have written: a tampered entry scales nothing.
+                self.invalid[spec.name] = "; ".join(problems)
+            elif spec.queue_mode is not QueueMode.NONE:
+                jobs.append(spec)
         counts = self._describe_services(jobs)
-        return [self._scale(spec, counts.get((spec.cluster, spec.service or ""))) for spec in jobs]
+        return [self._scale_isolated(spec, counts.get((spec.cluster, spec.service or ""))) for spec in jobs]
+
+    def _scale_isolated(self, spec: JobSpec, counts: ServiceCounts | None) -> JobRound:
+        """One job's round; whatever fails in it (its state, its queue) fails it alone, never the others."""
+        try:
+            return self._scale(spec, counts)
+        except Exception as exc:  # one job's failure must not stop the others' scaling
+            nothing = Observation(
+                at=self.clock(), visible=None, in_flight=None, delayed=None, running=None, pending=None
+            )
+            held = Decision(
+                desired=counts.desired if counts else 0, launch=0, reason="error", state=ScalerState.initial()
+            )
+            return JobRound(spec.name, nothing, held, applied=False, error=f"{type(exc).__name__}: {exc}")
 
     def _describe_services(self, jobs: list[JobSpec]) -> dict[tuple[str, str], ServiceCounts]:
         by_cluster: dict[str, list[str]] = defaultdict(list)

@@ -36,6 +36,7 @@ def service() -> Service:
         ecs,
         ecs,
         DynamoStateStore(settings.state_table),
+        stack=settings.bounds(),
         clock=time.time,
         sleep=time.sleep,
     )
@@ -64,6 +65,13 @@ def report(result: JobRound) -> None:
         )
 
 
+def report_invalid(invalid: dict[str, str]) -> None:
+    """Registry entries that run nothing are reported every round (metric, alarm, log), never silently absent."""
+    count("InvalidJobSpecs", len(invalid))
+    for name, reason in invalid.items():
+        logger.error("invalid registry entry", job=name, reason=reason)
+
+
 class ScalerEvent(BaseModel):
     """A schedule tick carries nothing; `{"rounds": N}` limits an invocation (taskrunner invoke, tests, local mode)."""
 
@@ -86,6 +94,7 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         results = svc.autoscaler.round()
         for result in results:
             report(result)
+        report_invalid(svc.autoscaler.invalid)
         rounds += 1
         elapsed = time.monotonic() - started
         if (request.rounds and rounds >= request.rounds) or elapsed + svc.settings.interval_s > svc.settings.window_s:
