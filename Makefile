@@ -14,7 +14,7 @@ SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CFN_LINT := $(UV) tool run --from cfn-lint==1.58.0 cfn-lint
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: help install build lint typecheck test test-unit test-integration test-template test-e2e \
+.PHONY: help install build lint typecheck test test-unit test-security test-integration test-template test-e2e \
         template-checks demo bench requirements clean
 
 help:  ## list the targets
@@ -52,6 +52,9 @@ test-unit: install  ## unit tests: no network
 test-integration: install  ## integration tests: the real template deployed into moto
 	$(RUN)/pytest -q tests/integration
 
+test-security: install  ## security tier: every trust boundary, attacked
+	$(RUN)/pytest -q -n 2 tests/security
+
 test-e2e: install  ## local mode end to end
 	$(RUN)/pytest -q tests/e2e
 
@@ -66,7 +69,7 @@ test-template: install  ## template tests: sam validate --lint, cfn-lint, checko
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f jobs/job.yaml
 	$(RUN)/pytest -q tests/template
 
-test: lint test-unit test-integration test-template test-e2e  ## every test tier and the template checks
+test: lint test-unit test-security test-integration test-template test-e2e  ## every test tier and the template checks
 
 demo: install  ## run the task runner end to end on the embedded AWS and print a summary
 	$(RUN)/taskrunner local --scenario demo

@@ -53,7 +53,9 @@ def job_stack(root: Resolved, logical_id: str) -> Resolved:
     parameters = {name: root.value(value) for name, value in block.items()}
     platform = root.resource("PlatformParameter")["Properties"]["Value"]
     parameters["Platform"] = platform  # CloudFormation resolves the parameter's name to its StringList value
-    return Resolved(load(ROOT / "jobs" / "job.yaml"), {k: str(v) for k, v in parameters.items()})
+    # A nested stack is named '<root>-<LogicalId>-<random>', and so are the resources it names itself.
+    nested = f"{root.stack}-{logical_id}-1A2B3C4D"
+    return Resolved(load(ROOT / "jobs" / "job.yaml"), {k: str(v) for k, v in parameters.items()}, stack=nested)
 
 
 @pytest.fixture(scope="session")
