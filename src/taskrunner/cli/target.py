@@ -1,24 +1,26 @@
-"""What the ``taskrunner`` commands share: the AWS target, stack outputs, error translation, input files, sending.
+"""Which stack the CLI acts on, with which credentials: AWS (``--stack/--profile/--region``) or ``--local``.
 
-Every expected failure becomes a :class:`CliError` with a one-line message and an exit code; ``cli.main``
-prints it on stderr. Nothing here prints a traceback.
+Every resource is found through the stack's outputs, so a stack name and credentials are all a command needs.
+Commands reach AWS only through the adapters this module builds on the target's clients
+(``taskrunner.adapters.*``), and botocore's exceptions become one-line :class:`CliError` messages here.
+
+Precedence is the AWS CLI's: an explicit option, then the environment (``AWS_REGION`` before
+``AWS_DEFAULT_REGION``; ``AWS_PROFILE``, then the legacy ``AWS_DEFAULT_PROFILE``), then the profile's config.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
-import logging
 import os
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,21 +34,23 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
+from taskrunner.adapters.alarms import CloudWatchAlarms
 from taskrunner.adapters.clients import error_code, retry_config
-from taskrunner.domain.runs import Run, RunStatus
-
-EXIT_OK = 0
-#: The operation ran and failed (messages not sent, the handler raised, an AWS call was refused).
-EXIT_FAILED = 1
-#: Bad input: arguments, files, unknown job or function.
-EXIT_USAGE = 2
-#: The target cannot be reached: no local stack, no such stack, no usable credentials or region.
-EXIT_TARGET = 3
+from taskrunner.adapters.ecs import EcsCluster
+from taskrunner.adapters.identity import caller
+from taskrunner.adapters.logs import CloudWatchLogs
+from taskrunner.adapters.pauses import SsmPauses, pauses_prefix
+from taskrunner.adapters.queues import Queues
+from taskrunner.adapters.registry import SsmRegistry
+from taskrunner.adapters.stacks import StackInfo, StackNotFound, Stacks
+from taskrunner.adapters.store import DynamoRunStore
+from taskrunner.cli.errors import EXIT_FAILED, EXIT_TARGET, CliError
 
 LOCAL_STATE = Path(".taskrunner") / "local.json"
 LOCAL_REGION = "us-east-1"
 #: The embedded AWS accepts any credentials; these keep a real profile out of local mode.
 LOCAL_CREDENTIAL = "testing"
+DEFAULT_STACK = "taskrunner"
 NO_REGION = "no AWS region: pass --region, set AWS_REGION, or give the profile a region"
 
 CREDENTIAL_CODES = frozenset(
@@ -73,30 +77,23 @@ CREDENTIAL_ERRORS = (
 )
 
 
-class CliError(Exception):
-    """An expected failure: printed as one line on stderr, exit code as given."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(" ".join(message.split()))
-        self.exit_code = exit_code
-
-
-# ---------------------------------------------------------------------------------------------------------- target
-
-
 @dataclass
 class Target:
-    """Where the commands act: a boto3 session, its region, an optional endpoint (local mode), a stack name."""
-
     session: boto3.session.Session
     region: str
     stack: str
-    profile: str | None = None
     endpoint: str | None = None
     local: bool = False
+    #: The profile in use and where it came from ("--profile", "AWS_PROFILE" ...), for messages.
+    profile: str | None = None
+    profile_source: str = ""
+    #: Where local mode keeps its files (``.taskrunner/``): the directory its local.json was found in.
+    root: Path = field(default_factory=Path.cwd)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
-    _outputs: dict[str, str] | None = field(default=None, repr=False)
-    _status: str = field(default="", repr=False)
+    _info: StackInfo | None = field(default=None, repr=False)
+    _registry: SsmRegistry | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------------------------------------ clients
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -112,31 +109,69 @@ class Target:
         """The profile and region, for messages about credentials."""
         if self.local:
             return f"local mode, {self.endpoint}"
-        return f"profile {self.profile or os.environ.get('AWS_PROFILE') or 'default'}, region {self.region}"
+        profile = f"{self.profile} (from {self.profile_source})" if self.profile else "default"
+        return f"profile {profile}, region {self.region}"
+
+    # ------------------------------------------------------------------------------------------------- stack
+
+    def info(self) -> StackInfo:
+        """The stack (CloudFormation DescribeStacks), read once."""
+        if self._info is None:
+            try:
+                self._info = Stacks(self.client("cloudformation")).describe(self.stack)
+            except StackNotFound as exc:
+                raise CliError(f"stack '{self.stack}' not found in {self.where()}", EXIT_TARGET) from exc
+        return self._info
 
     def outputs(self) -> dict[str, str]:
-        """The stack's outputs (CloudFormation DescribeStacks), read once."""
-        if self._outputs is None:
-            try:
-                stacks = self.client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"]
-            except ClientError as exc:
-                if error_code(exc) == "ValidationError" and "does not exist" in str(exc):
-                    raise CliError(f"stack '{self.stack}' not found in {self.where()}", EXIT_TARGET) from exc
-                raise
-            if not stacks:
-                raise CliError(f"stack '{self.stack}' not found in {self.where()}", EXIT_TARGET)
-            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-            self._status = str(stacks[0].get("StackStatus", ""))
-        return self._outputs
+        return self.info().outputs
 
     def output(self, key: str) -> str:
         outputs = self.outputs()
         if key not in outputs:
             raise CliError(
-                f"stack '{self.stack}' has no output '{key}' (status {self._status}): is it a taskrunner stack?",
+                f"stack '{self.stack}' has no output '{key}' (status {self.info().status}): is it a taskrunner stack?",
                 EXIT_TARGET,
             )
         return outputs[key]
+
+    # ---------------------------------------------------------------------------------------------- adapters
+
+    def stacks(self) -> Stacks:
+        return Stacks(self.client("cloudformation"))
+
+    def registry(self) -> SsmRegistry:
+        if self._registry is None:
+            self._registry = SsmRegistry(self.output("RegistryPrefix"), self.client("ssm"))
+        return self._registry
+
+    def pauses(self) -> SsmPauses:
+        # max_age 0: an operator who just paused a job sees it paused at once.
+        return SsmPauses(pauses_prefix(self.output("RegistryPrefix")), self.client("ssm"), max_age_s=0)
+
+    def store(self) -> DynamoRunStore:
+        return DynamoRunStore(self.output("RunsTableName"), self.client("dynamodb"))
+
+    def queues(self) -> Queues:
+        return Queues(self.client("sqs"))
+
+    def cluster(self) -> EcsCluster:
+        return EcsCluster(self.client("ecs"))
+
+    def logs(self) -> CloudWatchLogs:
+        return CloudWatchLogs(self.client("logs"))
+
+    def alarms(self) -> CloudWatchAlarms:
+        return CloudWatchAlarms(self.client("cloudwatch"))
+
+    def who(self) -> str:
+        """Who is acting, for records: the AWS principal (STS), or the local user in local mode."""
+        user = _local_user()
+        if self.local:
+            return user
+        return caller(self.client("sts")) or user
+
+    # ----------------------------------------------------------------------------------------------- invoke
 
     def handler_env(self) -> dict[str, str]:
         """What an in-process handler needs to reach the same account, region and endpoint as this target.
@@ -166,6 +201,13 @@ class Target:
         return names
 
 
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
 def read_local_state(cwd: Path | None = None) -> dict[str, str]:
     path = (cwd or Path.cwd()) / LOCAL_STATE
     try:
@@ -179,11 +221,27 @@ def read_local_state(cwd: Path | None = None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items() if v is not None}
 
 
-def resolve_target(stack: str | None, profile: str | None, region: str | None, local: bool) -> Target:
-    """The explicit option, then local mode's stack, then ``TASKRUNNER_STACK``, then "taskrunner"."""
-    default_stack = os.environ.get("TASKRUNNER_STACK") or "taskrunner"
+def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:
+    for value, source in candidates:
+        if value:
+            return value, source
+    return None, ""
+
+
+def resolve_target(
+    stack: str | None,
+    profile: str | None,
+    region: str | None,
+    local: bool,
+    environ: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Target:
+    """The stack: the option, then local mode's, then ``TASKRUNNER_STACK``, then "taskrunner"."""
+    env = dict(os.environ if environ is None else environ)
+    default_stack = env.get("TASKRUNNER_STACK") or DEFAULT_STACK
     if local:
-        state = read_local_state()
+        root = cwd or Path.cwd()
+        state = read_local_state(root)
         session = boto3.session.Session(
             aws_access_key_id=LOCAL_CREDENTIAL,
             aws_secret_access_key=LOCAL_CREDENTIAL,
@@ -196,14 +254,32 @@ def resolve_target(stack: str | None, profile: str | None, region: str | None, l
             stack=stack or state.get("stack") or default_stack,
             endpoint=state["endpoint"],
             local=True,
+            root=root,
         )
+    name, source = _first((profile, "--profile"), (env.get("AWS_PROFILE"), "AWS_PROFILE"))
+    name, source = (name, source) if name else _first((env.get("AWS_DEFAULT_PROFILE"), "AWS_DEFAULT_PROFILE"))
+    wanted_region, _ = _first(
+        (region, "--region"), (env.get("AWS_REGION"), "AWS_REGION"), (env.get("AWS_DEFAULT_REGION"), "")
+    )
+    not_found = CliError(f"AWS credentials: profile '{name}' (from {source}) not found in your AWS config", EXIT_TARGET)
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        # Only an explicit --profile is passed as the session's profile: from the environment, botocore reads it
+        # itself, which keeps the AWS CLI's order (environment keys before AWS_PROFILE's profile).
+        session = boto3.session.Session(profile_name=profile or None, region_name=wanted_region)
+        if name and name not in session.available_profiles:
+            raise not_found
+        resolved_region = session.region_name
     except ProfileNotFound as exc:
-        raise CliError(f"AWS credentials: profile '{profile}' not found in your AWS config", EXIT_TARGET) from exc
-    if not session.region_name:
+        raise not_found from exc
+    if not resolved_region:
         raise CliError(NO_REGION, EXIT_TARGET)
-    return Target(session=session, region=session.region_name, stack=stack or default_stack, profile=profile)
+    return Target(
+        session=session,
+        region=resolved_region,
+        stack=stack or default_stack,
+        profile=name,
+        profile_source=source,
+    )
 
 
 @contextmanager
@@ -227,233 +303,8 @@ def aws_errors(target: Target) -> Iterator[None]:
         if code in CREDENTIAL_CODES:
             raise CliError(f"AWS credentials rejected ({target.describe()}): {exc}", EXIT_TARGET) from exc
         raise CliError(f"AWS error: {exc}", EXIT_FAILED) from exc
+    except GetParameterError as exc:
+        # Powertools wraps SSM's errors (the registry and the pauses are SSM parameters) in its own.
+        raise CliError(f"cannot read the job registry: {exc}", EXIT_FAILED) from exc
     except BotoCoreError as exc:
         raise CliError(f"AWS error: {exc}", EXIT_FAILED) from exc
-
-
-# ----------------------------------------------------------------------------------------------------------- input
-
-
-def parse_env(pairs: Sequence[str] | None) -> dict[str, str]:
-    """``["K=V", ...]`` → a dict; the value may itself contain "=" and may be empty."""
-    env: dict[str, str] = {}
-    for pair in pairs or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise CliError(f"--env expects NAME=VALUE, got {pair!r}", EXIT_USAGE)
-        env[name] = value
-    return env
-
-
-def read_text(path: str, what: str, stdin: TextIO | None = None) -> str:
-    """A file's text, or stdin for "-"."""
-    if path == "-":
-        return (stdin or sys.stdin).read()
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise CliError(f"cannot read {what} {path}: {exc.strerror or exc}", EXIT_USAGE) from exc
-
-
-def read_event(path: str) -> Any:
-    text = read_text(path, "event file")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        name = "stdin" if path == "-" else path
-        raise CliError(f"{name} is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", EXIT_USAGE) from exc
-
-
-@dataclass(frozen=True)
-class Message:
-    line: int
-    body: str
-
-
-def read_messages(path: str) -> list[Message]:
-    """One message per non-empty line, each valid JSON, all checked before anything is sent."""
-    messages: list[Message] = []
-    for number, raw in enumerate(read_text(path, "messages file").splitlines(), start=1):
-        body = raw.strip()
-        if not body:
-            continue
-        try:
-            json.loads(body)
-        except json.JSONDecodeError as exc:
-            name = "stdin" if path == "-" else path
-            raise CliError(
-                f"{name} line {number} is not valid JSON: {exc.msg} (column {exc.colno}); nothing was sent",
-                EXIT_USAGE,
-            ) from exc
-        messages.append(Message(number, body))
-    return messages
-
-
-# ---------------------------------------------------------------------------------------------------------- submit
-
-BATCH_ENTRIES = 10
-#: SendMessageBatch's limit on the sum of a batch's bodies.
-BATCH_BYTES = 256 * 1024
-RETRY_ROUNDS = 5
-#: A whole batch refused for its content: its messages fail, the others still go.
-CONTENT_ERRORS = frozenset(
-    {
-        "AWS.SimpleQueueService.BatchRequestTooLong",
-        "BatchRequestTooLong",
-        "InvalidMessageContents",
-        "InvalidParameterValue",
-        "MessageTooLong",
-    }
-)
-MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
-
-
-@dataclass
-class SendResult:
-    sent: int = 0
-    #: (line, reason) of every message that was not sent.
-    failed: list[tuple[int, str]] = field(default_factory=list)
-
-
-def batches(messages: Sequence[Message]) -> Iterator[list[Message]]:
-    """At most 10 messages and 256 KiB per batch; an oversized message goes alone (and SQS says why)."""
-    batch: list[Message] = []
-    size = 0
-    for message in messages:
-        length = len(message.body.encode())
-        if batch and (len(batch) == BATCH_ENTRIES or size + length > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(message)
-        size += length
-    if batch:
-        yield batch
-
-
-def send_messages(
-    sqs: Any,
-    queue_url: str,
-    messages: Sequence[Message],
-    advance: Callable[[int], None] = lambda n: None,
-    sleep: Callable[[float], None] = time.sleep,
-    backoff_s: float = 0.2,
-) -> SendResult:
-    """SendMessageBatch in rounds: entries SQS failed on its side are sent again (up to 5 more rounds,
-    backing off between rounds); entries failed as the sender's fault are reported, never retried."""
-    result = SendResult()
-    pending = list(messages)
-    for round_no in range(RETRY_ROUNDS + 1):
-        if round_no:
-            sleep(min(backoff_s * 2 ** (round_no - 1), 2.0))
-        retry: list[Message] = []
-        for batch in batches(pending):
-            by_id = {str(m.line): m for m in batch}
-            try:
-                response = sqs.send_message_batch(
-                    QueueUrl=queue_url, Entries=[{"Id": str(m.line), "MessageBody": m.body} for m in batch]
-                )
-            except ClientError as exc:
-                code = error_code(exc)
-                if code in CONTENT_ERRORS:
-                    result.failed += [(m.line, f"{code}: {exc}") for m in batch]
-                    advance(len(batch))
-                    continue
-                done = f"{result.sent} of {len(messages)} sent before the error"
-                if code in MISSING_QUEUE:
-                    raise CliError(f"queue not found: {queue_url} ({done})", EXIT_FAILED) from exc
-                raise CliError(f"SendMessageBatch failed: {exc} ({done})", EXIT_FAILED) from exc
-            successful = response.get("Successful", [])
-            result.sent += len(successful)
-            finished = len(successful)
-            for failure in response.get("Failed", []):
-                message = by_id[failure["Id"]]
-                reason = f"{failure.get('Code', 'Failed')}: {failure.get('Message', '')}".rstrip(": ")
-                if failure.get("SenderFault"):
-                    result.failed.append((message.line, reason))
-                    finished += 1
-                elif round_no == RETRY_ROUNDS:
-                    result.failed.append((message.line, f"{reason} (after {RETRY_ROUNDS} retries)"))
-                    finished += 1
-                else:
-                    retry.append(message)
-            advance(finished)
-        if not retry:
-            break
-        pending = retry
-    result.failed.sort()
-    return result
-
-
-# ------------------------------------------------------------------------------------------------------------ runs
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
-
-
-def _run(item: dict[str, Any]) -> Run:
-    return Run.model_validate({k: _de.deserialize(v) for k, v in item.items()})
-
-
-def query_runs(db: Any, table: str, job: str, limit: int, status: RunStatus | None = None) -> list[Run]:
-    """A job's newest runs through the ``by-job`` index, filtered by status, paging until ``limit`` match."""
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "IndexName": "by-job",
-        "KeyConditionExpression": "job = :job",
-        "ExpressionAttributeValues": {":job": _ser.serialize(job)},
-        "ScanIndexForward": False,
-    }
-    if status is not None:
-        kwargs["FilterExpression"] = "#s = :status"
-        kwargs["ExpressionAttributeNames"] = {"#s": "status"}
-        kwargs["ExpressionAttributeValues"][":status"] = _ser.serialize(status.value)
-    runs: list[Run] = []
-    while len(runs) < limit:
-        # Without a filter every item read is a match; with one, read more per page so few pages are needed.
-        page = db.query(**kwargs, Limit=limit - len(runs) if status is None else max(100, limit))
-        runs += [_run(item) for item in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return runs[:limit]
-
-
-def newest_first(runs: Sequence[Run], limit: int) -> list[Run]:
-    return sorted(runs, key=lambda run: run.created_at, reverse=True)[:limit]
-
-
-# ---------------------------------------------------------------------------------------------------------- invoke
-
-
-def _stdout_handlers() -> list[logging.StreamHandler[Any]]:
-    loggers = [logging.getLogger()]
-    loggers += [logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)]
-    return [
-        handler
-        for logger in loggers
-        for handler in logger.handlers
-        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__)
-    ]
-
-
-@contextmanager
-def output_to_stderr() -> Iterator[None]:
-    """A handler's logs and EMF metrics on stderr, as ``sam local invoke`` does, so stdout is just the response."""
-    moved = [(handler, handler.stream) for handler in _stdout_handlers()]
-    for handler, _ in moved:
-        handler.setStream(sys.stderr)
-    try:
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        for handler, stream in moved:
-            handler.setStream(stream)
-
-
-@contextmanager
-def without_env(names: Sequence[str]) -> Iterator[None]:
-    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
