@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console, RenderableType
 from rich.table import Table
 
@@ -57,9 +58,8 @@ def show(*renderables: RenderableType, width: int | None = None) -> None:
 
 def table(**kwargs: Any) -> Table:
     """The CLI's table style: a rule under the header, no vertical lines (they cost a column each)."""
-    from rich import box
-
-    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold", **kwargs)
+    # No padding: the box's blank divider is the one space between columns (80 columns have none to spare).
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=0, header_style="bold", **kwargs)
 
 
 def status_text(status: RunStatus | str | None) -> str:

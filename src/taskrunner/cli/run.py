@@ -17,8 +17,10 @@ from taskrunner.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliErro
 from taskrunner.cli.inputs import duration_s, parse_env
 from taskrunner.cli.lookups import SHORT_ID, job_spec
 from taskrunner.cli.target import Target
+from taskrunner.domain.jobs import JobSpec
 from taskrunner.domain.ports import RunStore
 from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_id_for
+from taskrunner.domain.tracking import FailureKind, should_retry
 from taskrunner.domain.triggers import DispatchRequest, describe
 
 #: ``--wait`` exit codes for runs that end without an exit code of their own (a task's own code is 0-255, so
@@ -32,6 +34,8 @@ EXIT_TIMED_OUT = 125  # the job's TimeoutSeconds
 POLL_S = 1.0
 #: A request the Dispatcher never records (refused, dead-lettered) would be waited for forever: say so after this.
 NO_RECORD_HINT_S = 60.0
+#: How long a failure the job's policy retries is given for its retry to show before it is taken as the end.
+RETRY_SETTLE_S = 30.0
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -92,6 +96,17 @@ def exit_code_for(run: Run) -> int:
     raise ValueError(f"run {run.run_id} is not finished ({run.status})")
 
 
+def will_retry(spec: JobSpec, run: Run) -> bool:
+    """Whether the Tracker retries this finished attempt: the same rule it applies (``should_retry``)."""
+    if run.status is not RunStatus.FAILED or run.failure is None:
+        return False
+    try:
+        failure = FailureKind(run.failure)
+    except ValueError:
+        return False
+    return should_retry(spec.retry, run.attempt, failure, run.exit_code)
+
+
 def progress_line(run: Run) -> str:
     """One line per state a followed run reaches, on stderr."""
     parts = [f"run {run.run_id[:SHORT_ID]} {run.status}", f"attempt {run.attempt}"]
@@ -118,17 +133,28 @@ def wait_for(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     poll_s: float = POLL_S,
+    retries: Callable[[Run], bool] = lambda run: False,
 ) -> Run | None:
-    """Poll the run's record until it is finished (the run), or until ``timeout_s`` has passed (None)."""
+    """Poll the run's record until it is finished (the run), or until ``timeout_s`` has passed (None).
+
+    A failed attempt that ``retries`` says will be retried is not the end: the Tracker writes the failure and then
+    the next attempt's RETRYING, and a poll may fall between the two. If no retry shows within ``RETRY_SETTLE_S``
+    (the Tracker could not schedule it), the failure stands.
+    """
     started = clock()
     last: tuple[RunStatus, int] | None = None
+    ended_at: float | None = None
     hinted = False
     while True:
         run = store.get(run_id)
         if run is not None and (run.status, run.attempt) != last:
-            last = (run.status, run.attempt)
+            last, ended_at = (run.status, run.attempt), None
             report(progress_line(run))
-            if run.status.terminal:
+        if run is not None and run.status.terminal:
+            if not retries(run):
+                return run
+            ended_at = clock() if ended_at is None else ended_at
+            if clock() - ended_at >= RETRY_SETTLE_S:
                 return run
         elapsed = clock() - started
         if run is None and not hinted and elapsed >= NO_RECORD_HINT_S:
@@ -171,7 +197,7 @@ def handle(args: argparse.Namespace, target: Target) -> int:
     if not args.json:
         print(run_id, flush=True)
     try:
-        run = wait_for(target.store(), run_id, args.timeout)
+        run = wait_for(target.store(), run_id, args.timeout, retries=lambda run: will_retry(spec, run))
     except KeyboardInterrupt:
         raise CliError(
             f"stopped waiting; run {run_id} goes on (follow it with `taskrunner runs {run_id[:SHORT_ID]}`, "

@@ -82,9 +82,10 @@ LAYOUTS = (
 
 def _history_table(runs: Sequence[Run], layout: Layout, reason_width: int | None = None) -> Table:
     table = output.table()
-    # Every column but the reason is no_wrap: only the reason wraps, so status and attempt never collapse.
+    # Every column but the reason and the job is no_wrap: status and attempt never collapse.
     table.add_column("run id", no_wrap=True)
-    table.add_column("job", no_wrap=True, overflow="ellipsis")
+    # The job gives way (…) only when nothing else is left to give: a 40-character name at 80 columns.
+    table.add_column("job", overflow="ellipsis", min_width=8)
     if layout.trigger:
         table.add_column("trigger", no_wrap=True)
     table.add_column("status", no_wrap=True)
