@@ -11,72 +11,29 @@ from typing import Any
 
 import pytest
 
-from taskrunner.cli import main
 from taskrunner.adapters.queues import Queues
+from taskrunner.cli import main
 from taskrunner.cli.errors import EXIT_TARGET, EXIT_USAGE
 from taskrunner.cli.inputs import Message
 from taskrunner.cli.submit import send_messages
-from taskrunner.local.invoke import environment, resolve
 from tests.conftest import ROOT
+from tests.integration.cli_helpers import (
+    STACK,
+    cli,
+    one_line_error,
+    peek,
+    purge,
+    register,
+    spec_of,
+    unregister,
+    visible,
+)
 from tests.integration.conftest import Stack
-
-STACK = ["--stack", "taskrunner"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _handlers_imported_outside_capsys(stack: Stack) -> None:
-    """Powertools binds its log stream (and reads its service and namespace) when a handler module is first
-    imported; imported inside a capsys test, it would keep writing to that test's closed capture."""
-    for output in ("DispatchFunctionName", "ScalerFunctionName"):
-        function = stack.function(output)
-        with environment(function.environment):
-            resolve(function.handler)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, *STACK] if argv[0] not in {"simulate", "local"} else list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def register(stack: Stack, name: str, like: str, **fields: Any) -> dict[str, Any]:
-    """A registry entry ``name``: job ``like``'s spec with ``fields`` changed (its task definition stays ``like``'s)."""
-    spec = spec_of(stack, like) | {"name": name} | fields
-    stack.client("ssm").put_parameter(
-        Name=f"{stack.outputs['RegistryPrefix']}/{name}", Value=json.dumps(spec), Type="String", Overwrite=True
-    )
-    return spec
-
-
-def spec_of(stack: Stack, job: str) -> dict[str, Any]:
-    name = f"{stack.outputs['RegistryPrefix']}/{job}"
-    spec: dict[str, Any] = json.loads(stack.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-    return spec
-
-
-def purge(stack: Stack, queue_url: str) -> None:
-    sqs = stack.client("sqs")
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-
-
-def visible(stack: Stack, queue_url: str) -> int:
-    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
-
-def peek(stack: Stack, queue_url: str) -> list[dict[str, Any]]:
-    """The queue's visible messages, left visible (VisibilityTimeout=0) and undeleted."""
-    response = stack.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-    return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+def _handlers_imported_outside_capsys(handlers_imported: None) -> None:
+    """See ``handlers_imported``: this module's tests invoke handlers inside capsys."""
 
 
 # ---------------------------------------------------------------------------------------------------------- invoke
@@ -261,10 +218,12 @@ def test_entries_failing_every_round_are_counted_failed() -> None:
 
 
 @pytest.fixture(scope="module")
-def env_job(stack: Stack) -> str:
-    """order-audit registered again as env-audit, with A in its AllowedEnvOverrides (the sample jobs allow none)."""
-    register(stack, "env-audit", "order-audit", allowed_env_overrides="A")
-    return "env-audit"
+def env_job(stack: Stack) -> Iterator[str]:
+    """order-audit registered again as env-audit, with A in its AllowedEnvOverrides (the sample jobs allow none);
+    without its event pattern, so events of later tests are not routed to it; unregistered after the module."""
+    register(stack, "env-audit", "order-audit", allowed_env_overrides="A", event_pattern=None)
+    yield "env-audit"
+    unregister(stack, "env-audit")
 
 
 @pytest.fixture(scope="module")

@@ -241,6 +241,20 @@ def test_a_record_without_attempts_shows_its_own_fields_as_its_latest_attempt() 
     assert attempt.log_stream == "nightly-report/job/0123456789abcdef0123456789abcdef"
 
 
+@pytest.mark.parametrize("status", [RunStatus.RETRYING, RunStatus.CLAIMED])
+def test_a_retry_not_launched_yet_has_no_task_of_its_own(status: RunStatus) -> None:
+    """The record's task is attempt 1's until attempt 2 is launched: it is not shown (or followed, or stopped)
+    as attempt 2's."""
+    run = make_run(manual_request(), status=status, attempt=2, task_arn=TASK, exit_code=75, reason="retry in 10s")
+
+    [attempt] = attempts_of(run)
+
+    assert (attempt.number, attempt.status, attempt.task_arn, attempt.exit_code) == (2, status, None, None)
+    assert attempt.reason == "retry in 10s"
+    with pytest.raises(CliError):
+        current_task(run)
+
+
 def test_recorded_attempts_are_shown_each_with_its_own_stream() -> None:
     first = TASK.replace("0123", "aaaa")
     run = make_run(

@@ -45,10 +45,11 @@ class CloudWatchLogs:
     def read(self, group: str, stream: str, *, since: datetime | None = None, token: str | None = None) -> LogPage:
         """One page of events after ``token`` (or from ``since``, or from the start), oldest first."""
         kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        # A token continues the request it came from: the same startTime goes with it.
+        if since is not None:
+            kwargs["startTime"] = int(since.timestamp() * 1000)
         if token:
             kwargs["nextToken"] = token
-        elif since is not None:
-            kwargs["startTime"] = int(since.timestamp() * 1000)
         try:
             response = self.logs.get_log_events(**kwargs)
         except ClientError as exc:

@@ -142,25 +142,30 @@ def show_history(args: argparse.Namespace, target: Target, job: str | None) -> i
 def attempts_of(run: Run, container: str = "job") -> list[Attempt]:
     """The run's attempts, oldest first, each with its log stream. A record without per-attempt entries
     (written before the Tracker kept them) has its own fields stand as its latest attempt."""
-    attempts = list(run.attempts) or [
-        Attempt(
-            number=run.attempt,
-            status=run.status,
-            task_arn=run.task_arn,
-            started_at=run.started_at,
-            stopped_at=run.stopped_at,
-            exit_code=run.exit_code,
-            stop_code=run.stop_code,
-            reason=run.reason,
-            failure=run.failure,
-        )
-    ]
+    attempts = list(run.attempts) or [_latest(run)]
     return [
         a
         if a.log_stream or not a.task_arn
         else a.model_copy(update={"log_stream": log_stream(run.job, a.task_arn, container)})
         for a in attempts
     ]
+
+
+def _latest(run: Run) -> Attempt:
+    if run.status in {RunStatus.RETRYING, RunStatus.CLAIMED}:
+        # The next attempt is not launched yet: the task, times and exit on the record are the previous attempt's.
+        return Attempt(number=run.attempt, status=run.status, reason=run.reason)
+    return Attempt(
+        number=run.attempt,
+        status=run.status,
+        task_arn=run.task_arn,
+        started_at=run.started_at,
+        stopped_at=run.stopped_at,
+        exit_code=run.exit_code,
+        stop_code=run.stop_code,
+        reason=run.reason,
+        failure=run.failure,
+    )
 
 
 def run_record(run: Run, container: str = "job") -> dict[str, Any]:

@@ -50,7 +50,8 @@ def current_task(run: Run) -> str:
             EXIT_FAILED,
         )
     attempt = run.attempt_record(run.attempt)
-    task = (attempt.task_arn if attempt else None) or run.task_arn
+    # A CLAIMED run is launching: a task on its record is an earlier attempt's, already stopped.
+    task = (attempt.task_arn if attempt else None) or (run.task_arn if run.status is not RunStatus.CLAIMED else None)
     if not task:
         raise CliError(f"run {run.run_id} has no task yet ({run.status}): try again in a few seconds", EXIT_FAILED)
     return task
