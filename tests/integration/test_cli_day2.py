@@ -14,7 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from taskrunner.adapters.pauses import SsmPauses
 from taskrunner.cli import logs as logs_command
 from taskrunner.cli import run as run_command
 from taskrunner.domain.runs import Attempt, RunStatus, idempotency_key, run_id_for
@@ -575,3 +577,21 @@ def test_runs_of_an_unknown_run_id_exits_2(stack: Stack, capsys: pytest.CaptureF
 
     assert code == 2
     assert "no run or job 'abcdef0123'" in one_line_error(err)
+
+
+def test_a_run_is_sent_even_when_the_pauses_cannot_be_read(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the pauses is for a note only: a principal allowed to run jobs but not to read them still can."""
+
+    def denied(self: object) -> dict[str, str]:
+        raise GetParameterError("AccessDeniedException: ssm:GetParametersByPath")
+
+    monkeypatch.setattr(SsmPauses, "reasons", denied)
+    before = visible(stack, stack.outputs["DispatchQueueUrl"])
+
+    code, out, err = cli(capsys, "run", "probe-b")
+
+    assert code == 0, err
+    assert len(out.strip()) == 26
+    assert visible(stack, stack.outputs["DispatchQueueUrl"]) == before + 1

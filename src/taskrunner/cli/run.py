@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from taskrunner.cli import output
@@ -182,7 +184,10 @@ def handle(args: argparse.Namespace, target: Target) -> int:
         request = DispatchRequest.model_validate(body)
     except ValidationError as exc:
         raise CliError(f"invalid run request: {describe(exc)}", EXIT_USAGE) from exc
-    paused = target.pauses().reasons().get(spec.name)
+    try:
+        paused = target.pauses().reasons().get(spec.name)
+    except (GetParameterError, ClientError, BotoCoreError):
+        paused = None  # a note, not a reason to refuse the run: a principal may run jobs without reading pauses
     if paused is not None:
         output.err(f"note: {spec.name} is paused ({paused}): its schedules and events start no runs; this one will")
     target.queues().send(target.output("DispatchQueueUrl"), json.dumps(body))
