@@ -26,6 +26,8 @@ from tests.integration.cli_helpers import cli, one_line_error, purge, register, 
 from tests.integration.conftest import Stack
 
 PROBES = ("probe-a", "probe-b")
+#: The probes' retry policy: exit code 75 retries (start failures do not, so a seeded "lost" run is final).
+RETRY = {"max_attempts": 3, "retry_exit_codes": "75", "retry_start_failures": False}
 ACCOUNT_TASK = "arn:aws:ecs:us-east-1:123456789012:task/taskrunner-cluster/"
 
 
@@ -34,7 +36,7 @@ def _probes(stack: Stack, handlers_imported: None) -> Iterator[None]:
     """Registry entries of this module's own (order-audit's spec, no event pattern); the dispatch queue is left
     as found, so later modules never meet a request for a job that is gone."""
     for name in PROBES:
-        register(stack, name, "order-audit", event_pattern=None)
+        register(stack, name, "order-audit", event_pattern=None, retry=RETRY)
     yield
     purge(stack, stack.outputs["DispatchQueueUrl"])
     for name in PROBES:
@@ -319,7 +321,8 @@ def test_logs_follow_moves_to_each_attempts_task_until_the_run_ends(
     def meanwhile() -> None:
         time.sleep(0.4)
         put_logs(stack, "probe-a", first, "attempt one fails")
-        store.update(run.run_id, RunStatus.FAILED, 1, exit_code=75)
+        store.update(run.run_id, RunStatus.FAILED, 1, exit_code=75, failure="exit")
+        time.sleep(0.3)  # a follower sees the failure the job retries, and keeps following
         store.update(run.run_id, RunStatus.RETRYING, 2, reason="retry in 1s")
         time.sleep(0.3)
         store.update(run.run_id, RunStatus.RUNNING, 2, task_arn=second)

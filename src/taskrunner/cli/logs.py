@@ -23,11 +23,12 @@ from taskrunner.cli import output
 from taskrunner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from taskrunner.cli.inputs import since_time
 from taskrunner.cli.lookups import SHORT_ID, run_or_job
+from taskrunner.cli.run import RETRY_SETTLE_S, will_retry
 from taskrunner.cli.runs import attempts_of
 from taskrunner.cli.target import Target
 from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.jobs import JobSpec
-from taskrunner.domain.runs import Attempt, Run, log_stream
+from taskrunner.domain.runs import Attempt, Run, RunStatus, log_stream
 
 POLL_S = 1.0
 #: Pages read in one go at most (a stream's end is when CloudWatch hands back the token it was given).
@@ -160,13 +161,21 @@ def follow_logs(
     follow: bool,
     since: datetime | None,
     as_json: bool,
+    retries: Callable[[Run], bool] = lambda run: False,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
+    """Print the attempt's output; with ``follow``, until the run ends (a failure ``retries`` says is retried is
+    not the end, unless no retry shows within ``RETRY_SETTLE_S``, as for ``run --wait``)."""
     store = target.store()
     current = pinned or run.attempt
     source: Source | None = None
+    ended: tuple[RunStatus, int, float] | None = None
     while True:
-        finished = run.status.terminal or (pinned is not None and run.attempt > pinned)
+        if run.status.terminal and (ended is None or ended[:2] != (run.status, run.attempt)):
+            ended = (run.status, run.attempt, clock())
+        settled = ended is not None and (not retries(run) or clock() - ended[2] >= RETRY_SETTLE_S)
+        finished = (run.status.terminal and settled) or (pinned is not None and run.attempt > pinned)
         attempt = _attempt(run, current, container)
         if source is None and attempt is not None and attempt.task_arn:
             source = source_for(target, run, attempt, container, since)
@@ -204,14 +213,13 @@ def handle(args: argparse.Namespace, target: Target) -> int:
         run, container = latest[0], found.container
     else:
         run = found
-        try:
-            container = target.registry().get(run.job).container
-        except (PermanentError, ValueError):
-            container = "job"
+        registered = _spec(target, run.job)
+        container = registered.container if registered else "job"
     if args.attempt is not None and not 1 <= args.attempt <= run.attempt:
         raise CliError(f"run {run.run_id} has attempts 1 to {run.attempt}, not {args.attempt}", EXIT_USAGE)
     if args.since is not None and target.local:
         output.err("note: local log files carry no timestamps: --since is ignored in local mode")
+    spec = found if isinstance(found, JobSpec) else _spec(target, run.job)
     return follow_logs(
         target,
         run,
@@ -220,4 +228,12 @@ def handle(args: argparse.Namespace, target: Target) -> int:
         follow=args.follow,
         since=None if target.local else args.since,
         as_json=args.json,
+        retries=(lambda run: will_retry(spec, run)) if spec else (lambda run: False),
     )
+
+
+def _spec(target: Target, job: str) -> JobSpec | None:
+    try:
+        return target.registry().get(job)
+    except (PermanentError, ValueError):
+        return None  # the job left the registry: nothing will retry its runs
