@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from taskrunner.local.invoke import environment, resolve
 from taskrunner.local.platform import Platform, local_platform
 from tests.conftest import ROOT
 
@@ -53,3 +54,14 @@ def _no_tasks_running(request: pytest.FixtureRequest) -> None:
     ecs = stack.client("ecs")
     for arn in stack.task_arns():
         ecs.stop_task(cluster=stack.outputs["ClusterName"], task=arn, reason="test isolation")
+
+
+@pytest.fixture(scope="module")
+def handlers_imported(stack: Stack) -> None:
+    """Powertools binds its log stream (and reads its service and namespace) when a handler module is first
+    imported; imported inside a capsys test, it would keep writing to that test's closed capture. Tests that
+    call the CLI in-process with capsys and play handlers import them here first."""
+    for output in ("DispatchFunctionName", "ScalerFunctionName", "TrackerFunctionName"):
+        function = stack.function(output)
+        with environment(function.environment):
+            resolve(function.handler)

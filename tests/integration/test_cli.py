@@ -11,60 +11,29 @@ from typing import Any
 
 import pytest
 
+from taskrunner.adapters.queues import Queues
 from taskrunner.cli import main
-from taskrunner.cli_support import EXIT_TARGET, EXIT_USAGE, Message, send_messages
-from taskrunner.local.invoke import environment, resolve
+from taskrunner.cli.errors import EXIT_TARGET, EXIT_USAGE
+from taskrunner.cli.inputs import Message
+from taskrunner.cli.submit import send_messages
 from tests.conftest import ROOT
+from tests.integration.cli_helpers import (
+    STACK,
+    cli,
+    one_line_error,
+    peek,
+    purge,
+    register,
+    spec_of,
+    unregister,
+    visible,
+)
 from tests.integration.conftest import Stack
-
-STACK = ["--stack", "taskrunner"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _handlers_imported_outside_capsys(stack: Stack) -> None:
-    """Powertools binds its log stream (and reads its service and namespace) when a handler module is first
-    imported; imported inside a capsys test, it would keep writing to that test's closed capture."""
-    for output in ("DispatchFunctionName", "ScalerFunctionName"):
-        function = stack.function(output)
-        with environment(function.environment):
-            resolve(function.handler)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, *STACK] if argv[0] not in {"simulate", "local"} else list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
-
-
-def spec_of(stack: Stack, job: str) -> dict[str, Any]:
-    name = f"{stack.outputs['RegistryPrefix']}/{job}"
-    spec: dict[str, Any] = json.loads(stack.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
-    return spec
-
-
-def purge(stack: Stack, queue_url: str) -> None:
-    sqs = stack.client("sqs")
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-
-
-def visible(stack: Stack, queue_url: str) -> int:
-    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
-
-def peek(stack: Stack, queue_url: str) -> list[dict[str, Any]]:
-    """The queue's visible messages, left visible (VisibilityTimeout=0) and undeleted."""
-    response = stack.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-    return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+def _handlers_imported_outside_capsys(handlers_imported: None) -> None:
+    """See ``handlers_imported``: this module's tests invoke handlers inside capsys."""
 
 
 # ---------------------------------------------------------------------------------------------------------- invoke
@@ -227,7 +196,7 @@ def test_failed_entries_are_retried_and_sender_faults_are_not() -> None:
     messages = [Message(i, json.dumps("poison" if i == 5 else i)) for i in range(1, 24)]
     sleeps: list[float] = []
 
-    result = send_messages(sqs, "url", messages, sleep=sleeps.append)
+    result = send_messages(Queues(sqs), "url", messages, sleep=sleeps.append)
 
     assert result.sent == 22
     assert [line for line, _ in result.failed] == [5]
@@ -238,7 +207,7 @@ def test_failed_entries_are_retried_and_sender_faults_are_not() -> None:
 def test_entries_failing_every_round_are_counted_failed() -> None:
     sqs = FlakySqs(server_failures=10_000)
 
-    result = send_messages(sqs, "url", [Message(1, "{}"), Message(2, "{}")], sleep=lambda s: None)
+    result = send_messages(Queues(sqs), "url", [Message(1, "{}"), Message(2, "{}")], sleep=lambda s: None)
 
     assert result.sent == 0
     assert len(result.failed) == 2
@@ -249,11 +218,20 @@ def test_entries_failing_every_round_are_counted_failed() -> None:
 
 
 @pytest.fixture(scope="module")
-def manual_run(stack: Stack) -> dict[str, Any]:
-    """`taskrunner run order-audit --env A=1`, what it queued, then the dispatch queue played through the Dispatcher."""
+def env_job(stack: Stack) -> Iterator[str]:
+    """order-audit registered again as env-audit, with A in its AllowedEnvOverrides (the sample jobs allow none);
+    without its event pattern, so events of later tests are not routed to it; unregistered after the module."""
+    register(stack, "env-audit", "order-audit", allowed_env_overrides="A", event_pattern=None)
+    yield "env-audit"
+    unregister(stack, "env-audit")
+
+
+@pytest.fixture(scope="module")
+def manual_run(stack: Stack, env_job: str) -> dict[str, Any]:
+    """`taskrunner run env-audit --env A=1`, what it queued, then the dispatch queue played through the Dispatcher."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["run", "order-audit", "--env", "A=1", *STACK])
+        code = main(["run", env_job, "--env", "A=1", *STACK])
     assert code == 0, err.getvalue()
     queued = peek(stack, stack.outputs["DispatchQueueUrl"])
     stack.dispatch_queue(quiet=True).drain()
@@ -262,15 +240,13 @@ def manual_run(stack: Stack) -> dict[str, Any]:
 
 def test_run_queues_a_manual_request_and_prints_its_run_id(stack: Stack, manual_run: dict[str, Any]) -> None:
     run_id = manual_run["run_id"]
-    [request] = [
-        body for body in manual_run["queued"] if body.get("job") == "order-audit" and body["env"] == {"A": "1"}
-    ]
+    [request] = [body for body in manual_run["queued"] if body.get("job") == "env-audit" and body["env"] == {"A": "1"}]
 
     assert len(run_id) == 26
     assert request["trigger"] == "manual"
     run = stack.run_record(run_id)
     assert run is not None
-    assert run["job"] == "order-audit"
+    assert run["job"] == "env-audit"
     assert run["trigger"] == "manual"
     overrides = stack.task(run["task_arn"])["overrides"]["containerOverrides"][0]["environment"]
     assert {"name": "A", "value": "1"} in overrides
@@ -291,7 +267,38 @@ def test_run_with_a_reserved_env_name_is_refused(stack: Stack, capsys: pytest.Ca
     code, _, err = cli(capsys, "run", "order-audit", "--env", "TASKRUNNER_RUN_ID=x")
 
     assert code == EXIT_USAGE
-    assert "reserved" in one_line_error(err)
+    assert "TASKRUNNER_RUN_ID may never be overridden" in one_line_error(err)
+
+
+def test_run_refuses_before_sending_every_override_the_dispatcher_would_refuse(
+    stack: Stack, env_job: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN a job that allows only A WHEN run with A, B, LD_PRELOAD and an invalid name
+    THEN each refused override is one line on stderr, exit 2, and nothing reaches the dispatch queue."""
+    before = visible(stack, stack.outputs["DispatchQueueUrl"])
+
+    code, out, err = cli(
+        capsys, "run", env_job, "--env", "A=1", "--env", "B=2", "--env", "LD_PRELOAD=x.so", "--env", "1X=y"
+    )
+
+    assert code == EXIT_USAGE
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 3, err
+    assert all(line.startswith("taskrunner run: ") for line in lines)
+    assert any("B is not in the job's AllowedEnvOverrides (A)" in line for line in lines)
+    assert any("LD_PRELOAD may never be overridden" in line for line in lines)
+    assert any("'1X' is not an environment variable name" in line for line in lines)
+    assert visible(stack, stack.outputs["DispatchQueueUrl"]) == before
+
+
+def test_an_override_on_a_job_that_allows_none_names_the_allowed_list(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "run", "order-audit", "--env", "A=1")
+
+    assert code == EXIT_USAGE
+    assert "A is not in the job's AllowedEnvOverrides (none)" in one_line_error(err)
 
 
 def test_runs_of_a_job_shows_the_run_just_dispatched(
@@ -299,7 +306,7 @@ def test_runs_of_a_job_shows_the_run_just_dispatched(
 ) -> None:
     run_id = manual_run["run_id"]
 
-    code, out, _ = cli(capsys, "runs", "order-audit")
+    code, out, _ = cli(capsys, "runs", "env-audit")
 
     assert code == 0
     assert run_id in out
@@ -311,12 +318,12 @@ def test_runs_json_prints_one_object_per_line(
 ) -> None:
     run_id = manual_run["run_id"]
 
-    code, out, _ = cli(capsys, "runs", "order-audit", "--json", "--limit", "50")
+    code, out, _ = cli(capsys, "runs", "env-audit", "--json", "--limit", "50")
 
     assert code == 0
     runs = [json.loads(line) for line in out.splitlines()]
     assert run_id in [r["run_id"] for r in runs]
-    assert all(r["job"] == "order-audit" for r in runs)
+    assert all(r["job"] == "env-audit" for r in runs)
     created = [r["created_at"] for r in runs]
     assert created == sorted(created, reverse=True)
 
@@ -335,7 +342,7 @@ def test_runs_filters_by_status_and_across_jobs(
     assert {r["status"] for r in runs} == {status}
     assert len({r["job"] for r in runs}) >= 1
 
-    code, out, _ = cli(capsys, "runs", "order-audit", "--status", "LAUNCH_FAILED", "--json")
+    code, out, _ = cli(capsys, "runs", "env-audit", "--status", "LAUNCH_FAILED", "--json")
     assert code == 0
     assert run_id not in out
 

@@ -18,6 +18,7 @@ import copy
 import json
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -242,6 +243,9 @@ class FakePauses:
     def paused(self) -> frozenset[str]:
         return frozenset(self.jobs)
 
+    def reasons(self) -> dict[str, str]:
+        return dict(self.jobs)
+
     def set_paused(self, job: str, paused: bool, reason: str = "") -> None:
         if paused:
             self.jobs[job] = reason or "paused"
@@ -262,6 +266,10 @@ class SimulatedCrash(BaseException):
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _newest(runs: list[Run], limit: int) -> list[Run]:
+    return sorted(runs, key=lambda r: r.created_at, reverse=True)[:limit]
 
 
 class FakeRunStore:
@@ -379,9 +387,17 @@ class FakeRunStore:
         wanted = {status.value for status in ACTIVE_STATUSES}
         return [Run.model_validate(i) for i in self.items.values() if i["status"] in wanted]
 
-    def history(self, job: str, limit: int = 50) -> list[Run]:
+    def history(self, job: str, limit: int = 50, status: RunStatus | None = None) -> list[Run]:
         runs = [Run.model_validate(i) for i in self.items.values() if i["job"] == job]
-        return sorted(runs, key=lambda r: r.created_at, reverse=True)[:limit]
+        return _newest([r for r in runs if status is None or r.status is status], limit)
+
+    def recent(self, status: RunStatus, since: datetime | None = None, limit: int = 1000) -> list[Run]:
+        """The store's by-status index: runs in ``status`` created at or after ``since``."""
+        runs = [Run.model_validate(i) for i in self.items.values() if i["status"] == status.value]
+        return _newest([r for r in runs if since is None or r.created_at >= since], limit)
+
+    def newest(self, jobs: Iterable[str], limit: int = 50, status: RunStatus | None = None) -> list[Run]:
+        return _newest([run for job in jobs for run in self.history(job, limit, status)], limit)
 
     # Inspection ---------------------------------------------------------------
 

@@ -31,8 +31,12 @@ class SsmPauses:
         self._provider = SSMProvider(boto3_client=self.ssm)
 
     def paused(self) -> frozenset[str]:
+        return frozenset(self.reasons())
+
+    def reasons(self) -> dict[str, str]:
+        """Paused job → the reason its pause was given (the parameter's value)."""
         found: dict[str, Any] = self._provider.get_multiple(self.prefix, max_age=self.max_age_s, recursive=False)
-        return frozenset(found)
+        return {str(job): str(reason) for job, reason in found.items()}
 
     def set_paused(self, job: str, paused: bool, reason: str = "") -> None:
         name = f"{self.prefix}/{job}"

@@ -64,3 +64,31 @@ class Queues:
         except (ClientError, BotoCoreError):
             return None
         return QueueDepth(*(int(attrs.get(name, 0)) for name in DEPTH_ATTRIBUTES))
+
+    def send(self, queue_url: str, body: str, delay_s: int = 0) -> str:
+        """SendMessage; the message id."""
+        response = self.sqs.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=delay_s)
+        return str(response.get("MessageId", ""))
+
+    def send_batch(self, queue_url: str, entries: list[tuple[str, str]]) -> tuple[list[str], list[dict[str, Any]]]:
+        """SendMessageBatch of (id, body) entries: the ids sent, and SQS's ``Failed`` entries as it returns them."""
+        response = self.sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": entry_id, "MessageBody": body} for entry_id, body in entries]
+        )
+        sent = [str(ok["Id"]) for ok in response.get("Successful", [])]
+        return sent, [dict(failure) for failure in response.get("Failed", [])]
+
+    def dead_letter_queue(self, queue_url: str) -> str | None:
+        """The URL of the queue's redrive target (its DLQ), or None when it has none.
+
+        Resolved with GetQueueUrl on this client, so it points at the same endpoint as ``queue_url``.
+        """
+        response = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+        policy = response.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        arn = str(json.loads(policy).get("deadLetterTargetArn", ""))
+        if arn.count(":") < 5:
+            return None
+        _, _, _, _, account, name = arn.split(":", 5)
+        return str(self.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])

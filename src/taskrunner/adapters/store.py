@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
 from taskrunner.adapters.clients import client, error_code
 from taskrunner.domain.ports import Claim, ClaimKind
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
+_STAMP = TypeAdapter(datetime)
 
 
 def _marshal(item: dict[str, Any]) -> dict[str, Any]:
@@ -239,16 +242,62 @@ class DynamoRunStore:
             runs += [_run(item) for page in pages for item in page.get("Items", [])]
         return runs
 
-    def history(self, job: str, limit: int = 50) -> list[Run]:
-        response = self.db.query(
-            TableName=self.table,
-            IndexName="by-job",
-            KeyConditionExpression="job = :job",
-            ExpressionAttributeValues=_marshal({":job": job}),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [_run(item) for item in response.get("Items", [])]
+    def history(self, job: str, limit: int = 50, status: RunStatus | None = None) -> list[Run]:
+        """A job's newest runs through the ``by-job`` index, optionally only those in ``status``.
+
+        A status filter is applied by DynamoDB after reading, so a page may hold few matches: pages are read
+        until ``limit`` runs match or the job's runs are exhausted.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by-job",
+            "KeyConditionExpression": "job = :job",
+            "ExpressionAttributeValues": {":job": _ser.serialize(job)},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            kwargs["FilterExpression"] = "#s = :status"
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+            kwargs["ExpressionAttributeValues"][":status"] = _ser.serialize(status.value)
+        return self._query(kwargs, limit, filtered=status is not None)
+
+    def recent(self, status: RunStatus, since: datetime | None = None, limit: int = 1000) -> list[Run]:
+        """Runs in ``status`` created at or after ``since`` (all of them without it), newest first.
+
+        One query of the ``by-status`` index (``status``, ``created_at``): counting a status never scans the table.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": "by-status",
+            "KeyConditionExpression": "#s = :s",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": _ser.serialize(status.value)},
+            "ScanIndexForward": False,
+        }
+        if since is not None:
+            kwargs["KeyConditionExpression"] += " AND created_at >= :since"
+            kwargs["ExpressionAttributeValues"][":since"] = _ser.serialize(_stamp(since))
+        return self._query(kwargs, limit, filtered=False)
+
+    def newest(self, jobs: Iterable[str], limit: int = 50, status: RunStatus | None = None) -> list[Run]:
+        """The newest ``limit`` runs across ``jobs``: each job's newest through its index, merged.
+
+        A Scan would have to read the whole table to know which runs are the newest; this reads at most
+        ``limit`` matching runs per job.
+        """
+        runs = [run for job in jobs for run in self.history(job, limit, status)]
+        return sorted(runs, key=lambda run: run.created_at, reverse=True)[:limit]
+
+    def _query(self, kwargs: dict[str, Any], limit: int, *, filtered: bool) -> list[Run]:
+        runs: list[Run] = []
+        while len(runs) < limit:
+            # Without a filter every item read is a match; with one, read more per page so few pages are needed.
+            page = self.db.query(**kwargs, Limit=max(100, limit) if filtered else limit - len(runs))
+            runs += [_run(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return runs[:limit]
 
 
 def _plain(value: Any) -> Any:
@@ -261,3 +310,8 @@ def _plain(value: Any) -> Any:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _stamp(moment: datetime) -> str:
+    """``created_at`` as the items hold it (pydantic's JSON form of a UTC time), so range keys compare as strings."""
+    return str(_STAMP.dump_python(moment.astimezone(UTC), mode="json"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
@@ -26,6 +28,10 @@ class Pauses(Protocol):
     """Jobs an operator paused (``taskrunner pause``): their schedules and rules start no new run until resumed."""
 
     def paused(self) -> frozenset[str]: ...
+
+    def reasons(self) -> dict[str, str]:
+        """Paused job → why (what ``taskrunner pause --reason`` recorded)."""
+        ...
 
     def set_paused(self, job: str, paused: bool, reason: str = "") -> None: ...
 
@@ -68,6 +74,18 @@ class RunStore(Protocol):
 
     def active(self) -> list[Run]:
         """Every run reconciliation owns (``ACTIVE_STATUSES``), all pages of them."""
+        ...
+
+    def history(self, job: str, limit: int = 50, status: RunStatus | None = None) -> list[Run]:
+        """The job's newest runs (only those in ``status``, if given), newest first."""
+        ...
+
+    def recent(self, status: RunStatus, since: datetime | None = None, limit: int = 1000) -> list[Run]:
+        """Runs in ``status`` created at or after ``since`` (every one without it), newest first."""
+        ...
+
+    def newest(self, jobs: Iterable[str], limit: int = 50, status: RunStatus | None = None) -> list[Run]:
+        """The newest ``limit`` runs across ``jobs`` (only those in ``status``, if given)."""
         ...
 
 
