@@ -77,6 +77,8 @@ class DispatcherSettings(StackSettings):
     lease_s: float = Field(default=120, alias="DISPATCH_LEASE_S", gt=0, le=900)
     #: Multiplies every back-off the Dispatcher asks of SQS (below 1 only where tests compress time).
     backoff_scale: float = Field(default=1.0, alias="DISPATCH_BACKOFF_SCALE", gt=0, le=10)
+    #: How far ahead of our clock a schedule tick may be (clock skew); local mode's sped-up schedules widen it.
+    tick_skew_s: float = Field(default=300, alias="DISPATCH_TICK_SKEW_S", ge=0)
 
 
 class ScalerSettings(StackSettings):

@@ -33,12 +33,9 @@ def one_line_error(err: str) -> str:
 
 
 def register(stack: Stack, name: str, like: str, **fields: Any) -> dict[str, Any]:
-    """A registry entry ``name``: job ``like``'s spec with ``fields`` changed (its task definition stays ``like``'s)."""
-    spec = spec_of(stack, like) | {"name": name} | fields
-    stack.client("ssm").put_parameter(
-        Name=f"{stack.outputs['RegistryPrefix']}/{name}", Value=json.dumps(spec), Type="String", Overwrite=True
-    )
-    return spec
+    """A job ``name`` of this stack like ``like``, with ``fields`` changed (its own task-definition family)."""
+    stack.register_job(name, like=like, **fields)
+    return spec_of(stack, name)
 
 
 def unregister(stack: Stack, name: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -159,6 +159,7 @@ def test_tracker_rejects_state_changes_for_other_clusters_and_broken_details(oth
 @dataclass
 class CountingAutoscaler:
     rounds: int = 0
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def round(self) -> list[Any]:
         self.rounds += 1

@@ -19,7 +19,7 @@ from taskrunner.adapters.stacks import StackNotFound
 from taskrunner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from taskrunner.cli.inputs import parse_env, read_event
 from taskrunner.cli.target import Target
-from taskrunner.local.invoke import deployed_function, invoke
+from taskrunner.local.invoke import UnsafeInvoke, deployed_function, invoke, resolve
 
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 
@@ -84,12 +84,20 @@ def handle(args: argparse.Namespace, target: Target) -> int:
     extra_env = parse_env(args.env)
     logical_id, name = resolve_function(target, args.function)
     function = deployed_function(name, target.client("lambda"))
-    env = target.handler_env() | extra_env
+    if target.local and function.handler.endswith("tracker.handler"):
+        # Local mode plays the state changes itself; on AWS only the tracker queue carries them.
+        extra_env = {"TRACKER_ACCEPT_DIRECT_EVENTS": "true"} | extra_env
     failure: Exception | None = None
     response: Any = None
+    try:
+        resolve(function.handler)
+    except UnsafeInvoke as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     with without_env(target.stale_env()), output_to_stderr():
         try:
-            response = invoke(function, event, env)
+            response = invoke(function, event, extra_env, runtime_env=target.handler_env())
+        except UnsafeInvoke as exc:
+            raise CliError(str(exc), EXIT_USAGE) from exc
         except Exception as exc:  # the handler's own failure, reported as Lambda reports it
             failure = exc
     if failure is not None:

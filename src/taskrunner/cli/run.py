@@ -19,10 +19,11 @@ from taskrunner.cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliErro
 from taskrunner.cli.inputs import duration_s, parse_env
 from taskrunner.cli.lookups import SHORT_ID, job_spec
 from taskrunner.cli.target import Target
+from taskrunner.domain.failures import FailureKind
 from taskrunner.domain.jobs import JobSpec
 from taskrunner.domain.ports import RunStore
 from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_id_for
-from taskrunner.domain.tracking import FailureKind, should_retry
+from taskrunner.domain.tracking import should_retry
 from taskrunner.domain.triggers import DispatchRequest, describe
 
 #: ``--wait`` exit codes for runs that end without an exit code of their own (a task's own code is 0-255, so

@@ -28,7 +28,7 @@ from taskrunner.domain.ports import ClaimKind, Cluster, Pauses, Registry, RunSto
 from taskrunner.domain.runs import Run, RunStatus, idempotency_key, run_detail, run_id_for, started_by
 from taskrunner.domain.schedule import Action, admit, needs_active_tasks
 from taskrunner.domain.triggers import DispatchRequest, Trigger
-from taskrunner.domain.trust import StackBounds, registry_problems, request_problems
+from taskrunner.domain.trust import MAX_TICK_SKEW_S, StackBounds, registry_problems, request_problems
 
 #: ECS ``failures[].reason`` values that mean "no capacity right now", not "this request is wrong".
 CAPACITY_FAILURE = re.compile(r"capacity|RESOURCE:|insufficient|unavailable", re.IGNORECASE)
@@ -70,6 +70,9 @@ class NoPauses:
     def paused(self) -> frozenset[str]:
         return frozenset()
 
+    def reasons(self) -> dict[str, str]:
+        return {}
+
     def set_paused(self, job: str, paused: bool, reason: str = "") -> None:
         raise NotImplementedError("this dispatcher has no pause store")
 
@@ -107,7 +110,9 @@ class Dispatcher:
         clock: Callable[[], float],
         lease_s: float = 120.0,
         pauses: Pauses | None = None,
+        tick_skew_s: float = MAX_TICK_SKEW_S,
     ) -> None:
+        self.tick_skew_s = tick_skew_s
         self.registry = registry
         self.store = store
         self.cluster = cluster
@@ -135,7 +140,7 @@ class Dispatcher:
         spec = checked_spec(self.registry, request.job, self.stack)
         now = self.clock()
         stamp = datetime.fromtimestamp(now, UTC)
-        if problems := request_problems(spec, request, self.stack, stamp):
+        if problems := request_problems(spec, request, self.stack, stamp, tick_skew_s=self.tick_skew_s):
             raise Refused(f"request refused for job '{spec.name}': {'; '.join(problems)}")
         key = idempotency_key(request)
         run_id = request.run_id if request.run_id else run_id_for(key)

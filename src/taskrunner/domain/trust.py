@@ -104,7 +104,9 @@ def _origin_problems(event: dict[str, Any], spec: JobSpec, stack: StackBounds) -
     return problems
 
 
-def request_problems(spec: JobSpec, request: DispatchRequest, stack: StackBounds, now: datetime) -> list[str]:
+def request_problems(
+    spec: JobSpec, request: DispatchRequest, stack: StackBounds, now: datetime, *, tick_skew_s: float = MAX_TICK_SKEW_S
+) -> list[str]:
     """Why this request may not run this job; empty when its trigger may ask for exactly this run."""
     problems = spec.override_problems(dict(request.env), manual=request.trigger is Trigger.MANUAL)
     match request.trigger:
@@ -112,7 +114,7 @@ def request_problems(spec: JobSpec, request: DispatchRequest, stack: StackBounds
             if not spec.schedule:
                 problems.append(f"job {spec.name} has no schedule")
             assert request.scheduled_at is not None
-            if (ahead := (request.scheduled_at - now).total_seconds()) > MAX_TICK_SKEW_S:
+            if (ahead := (request.scheduled_at - now).total_seconds()) > tick_skew_s:
                 problems.append(f"schedule tick is {ahead:.0f}s in the future")
         case Trigger.S3:
             obj = request.s3_object()

@@ -33,6 +33,10 @@ METRIC_OF = {Result.LAUNCHED: "RunsLaunched", Result.ADOPTED: "RunsAdopted", Res
 MAX_MESSAGE_BACKOFF_S = 900
 
 
+#: What this handler reads from its environment (``taskrunner invoke`` passes only these through).
+SETTINGS = DispatcherSettings
+
+
 @dataclass(frozen=True)
 class Service:
     settings: DispatcherSettings
@@ -54,6 +58,7 @@ def service() -> Service:
         clock=time.time,
         lease_s=settings.lease_s,
         pauses=SsmPauses(pauses_prefix(settings.registry_prefix)),
+        tick_skew_s=settings.tick_skew_s,
     )
     return Service(settings, registry, dispatcher, Queues())
 

@@ -30,6 +30,10 @@ from taskrunner.settings import TrackerSettings
 STATE_CHANGE = "ECS Task State Change"
 
 
+#: What this handler reads from its environment (``taskrunner invoke`` passes only these through).
+SETTINGS = TrackerSettings
+
+
 @dataclass(frozen=True)
 class Service:
     settings: TrackerSettings

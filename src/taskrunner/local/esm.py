@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from taskrunner.local.invoke import DeployedFunction, invoke
+from taskrunner.local.invoke import RUNTIME_VARIABLES, DeployedFunction, invoke
 
 
 @dataclass
@@ -79,7 +79,9 @@ class EventSourceMapping:
         if not messages:
             return Delivery(0, 0, None)
         try:
-            response = invoke(self.function, sqs_event(messages, self.queue_arn), self.extra_env)
+            settings = {k: v for k, v in self.extra_env.items() if k not in RUNTIME_VARIABLES}
+            runtime = {k: v for k, v in self.extra_env.items() if k in RUNTIME_VARIABLES}
+            response = invoke(self.function, sqs_event(messages, self.queue_arn), settings, runtime_env=runtime)
         except KeyboardInterrupt:
             raise
         except BaseException:  # a failed (or killed) invocation fails the whole batch, as in Lambda

@@ -60,12 +60,48 @@ def deployed_function(function_name: str, lambda_client: Any | None = None) -> D
     )
 
 
+#: Only this project's handlers are ever imported by name: a deployed function (or a tampered one) naming
+#: ``os.system`` or an attacker's module must not make `taskrunner invoke` run it on the developer's machine.
+HANDLER_PACKAGE = "taskrunner.handlers."
+#: What the Lambda runtime itself puts in every environment (credentials and the endpoint come from the target).
+RUNTIME_VARIABLES = frozenset(
+    {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_RETRY_MODE",
+        "AWS_MAX_ATTEMPTS",
+    }
+)
+
+
+class UnsafeInvoke(ValueError):
+    """A handler string outside taskrunner's handlers, or an environment name its settings do not read."""
+
+
 def resolve(handler: str) -> Callable[[Any, Any], Any]:
-    """``taskrunner.handlers.dispatcher.handler`` → the function object."""
+    """``taskrunner.handlers.dispatcher.handler`` → the function object; nothing outside taskrunner's handlers."""
     module_name, _, attr = handler.rpartition(".")
+    if not module_name.startswith(HANDLER_PACKAGE) or not attr.isidentifier():
+        raise UnsafeInvoke(f"refusing to import {handler!r}: only {HANDLER_PACKAGE}* handlers are invoked")
     module = importlib.import_module(module_name)
     fn: Callable[[Any, Any], Any] = getattr(module, attr)
     return fn
+
+
+def settings_variables(handler: str) -> frozenset[str]:
+    """The environment variables the handler's settings model reads (its ``SETTINGS``), and Powertools' own."""
+    module = importlib.import_module(handler.rpartition(".")[0])
+    model = module.SETTINGS
+    return frozenset(str(field.alias) for field in model.model_fields.values() if field.alias)
+
+
+def _readable(name: str, allowed: frozenset[str]) -> bool:
+    return name in allowed or name.startswith("POWERTOOLS_")
 
 
 def _reset_containers() -> None:
@@ -95,7 +131,28 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def invoke(function: DeployedFunction, event: Any, extra_env: Mapping[str, str] | None = None) -> Any:
+def invoke(
+    function: DeployedFunction,
+    event: Any,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    runtime_env: Mapping[str, str] | None = None,
+) -> Any:
+    """Run the function's handler on ``event`` with the environment Lambda would give it.
+
+    The deployed function's variables pass through only where its handler's settings read them (a function
+    configured with ``AWS_ENDPOINT_URL`` or ``LD_PRELOAD`` reaches nothing here); ``extra_env`` (``--env``) may
+    set only those names; ``runtime_env`` is what the caller's own target provides (region, credentials,
+    endpoint), as Lambda's runtime would.
+    """
+    resolve(function.handler)  # refuses a foreign handler before anything is imported or applied
+    readable = settings_variables(function.handler)
+    if refused := sorted(name for name in (extra_env or {}) if not _readable(name, readable)):
+        raise UnsafeInvoke(
+            f"{function.name} does not read {refused}; its settings read {sorted(readable)} and POWERTOOLS_*"
+        )
+    if foreign := sorted(set(runtime_env or {}) - RUNTIME_VARIABLES):
+        raise UnsafeInvoke(f"not runtime variables: {foreign}")
     region = function.arn.split(":")[3]
     env = {
         # What the Lambda runtime sets in every execution environment.
@@ -103,7 +160,8 @@ def invoke(function: DeployedFunction, event: Any, extra_env: Mapping[str, str] 
         "AWS_DEFAULT_REGION": region,
         "AWS_LAMBDA_FUNCTION_NAME": function.name,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        **function.environment,
+        **{k: v for k, v in function.environment.items() if _readable(k, readable)},
+        **(runtime_env or {}),
         **(extra_env or {}),
     }
     context = LambdaContext(

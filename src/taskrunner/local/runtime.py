@@ -34,6 +34,7 @@ import boto3
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.jobs import QueueMode
 from taskrunner.domain.runs import Run
+from taskrunner.domain.trust import MAX_TICK_SKEW_S
 from taskrunner.local.activity import Activity
 from taskrunner.local.agent import FakeEcsAgent
 from taskrunner.local.clock import Every, SimClock, Tick, Ticker
@@ -130,8 +131,10 @@ class LocalRuntime:
         )
         self.services = WorkerServices(ecs, cluster, cluster_arn, self.catalog, environment, self.agent, self.activity)
 
+        # Schedules on a sped-up clock tick ahead of real time: the Dispatcher must not take them for forgeries.
+        skew = str(10 * 365 * 86_400) if speed > 1 else str(MAX_TICK_SKEW_S)
         self.dispatch = platform.dispatch_queue()
-        self.dispatch.extra_env = dict(self._handler_env)
+        self.dispatch.extra_env = dict(self._handler_env) | {"DISPATCH_TICK_SKEW_S": skew}
         self.dispatch.sqs = self._client("sqs")
         self.tracker = platform.tracker_queue()
         self.tracker.sqs = self._client("sqs")

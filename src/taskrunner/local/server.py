@@ -7,7 +7,6 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-
 from typing import Any
 
 from moto.moto_server import werkzeug_app
