@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from taskrunner.local.activity import Activity
 from taskrunner.local.agent import FakeEcsAgent
 from taskrunner.local.ecs_events import task_state_change
@@ -58,6 +60,10 @@ def env_list(entries: Iterable[dict[str, Any]] | None) -> dict[str, str]:
     return {str(e["name"]): str(e.get("value", "")) for e in entries or [] if "name" in e}
 
 
+class SecretUnavailable(RuntimeError):
+    """A secret of the task definition could not be read: the task fails to start, as on ECS."""
+
+
 @dataclass(frozen=True)
 class TaskEnvironment:
     """How a container's environment becomes a local process's."""
@@ -67,6 +73,38 @@ class TaskEnvironment:
     region: str
     credentials: dict[str, str]
     base: dict[str, str]
+
+    def secrets(self, container: dict[str, Any]) -> dict[str, str]:
+        """The container definition's ``secrets``, read from the embedded AWS as ECS reads them at task start.
+
+        Raises :class:`SecretUnavailable` (ECS: ``ResourceInitializationError``), so the task fails to start.
+        """
+        found: dict[str, str] = {}
+        for entry in container.get("secrets") or []:
+            name, arn = entry.get("name", ""), entry.get("valueFrom", "")
+            try:
+                found[name] = self._secret(arn)
+            except Exception as exc:
+                raise SecretUnavailable(
+                    f"ResourceInitializationError: unable to pull secrets or registry auth: "
+                    f"retrieving secret {name} from {arn}: {exc}"
+                ) from exc
+        return found
+
+    def _secret(self, arn: str) -> str:
+        service = arn.split(":")[2] if arn.startswith("arn:") else "ssm"
+        client = boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.credentials.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=self.credentials.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=self.credentials.get("AWS_SESSION_TOKEN"),
+        )
+        if service == "secretsmanager":
+            return str(client.get_secret_value(SecretId=arn)["SecretString"])
+        name = arn.split(":parameter", 1)[1] if ":parameter" in arn else arn
+        return str(client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"])
 
     def efs_dir(self, job: str, efs_path: str) -> Path:
         return self.root / ".taskrunner" / "efs" / job / efs_path.strip("/")
@@ -245,8 +283,14 @@ class RunTasks:
         if command is None:
             self._activity.add("task", f"{local.task_id[:8]} started: no local command, reported as exiting 0", job)
             return
+        try:
+            secrets = self._env.secrets(container)
+        except SecretUnavailable as exc:
+            self._activity.add("error", f"{local.task_id[:8]} cannot start: {exc}", job)
+            self._finish(local, None, reason=str(exc))
+            return
         agent_uri = self._agent.register(local.agent_id, local.arn, in_service=False)
-        env = self._env.build(job, self._catalog.efs_path(job), defined, overrides, agent_uri=agent_uri)
+        env = self._env.build(job, self._catalog.efs_path(job), defined, secrets, overrides, agent_uri=agent_uri)
         local.log_path = self._env.root / ".taskrunner" / "logs" / job / f"{local.task_id}.log"
         try:
             local.popen = spawn(command.argv, env, self._env.root, local.log_path)
@@ -461,10 +505,16 @@ class WorkerServices:
         worker_id = f"{pool.job}-{pool.started_total}"
         task_id = uuid.uuid4().hex
         arn = f"{self._cluster_arn.replace(':cluster/', ':task/')}/{task_id}"
+        try:
+            secrets = self._env.secrets(container)
+        except SecretUnavailable as exc:
+            pool.failures_in_row += 1
+            pool.next_start_at = time.monotonic() + min(RESTART_BACKOFF_MAX_S, 2.0**pool.failures_in_row)
+            self._activity.add("error", f"cannot start a worker: {exc}", pool.job)
+            return
         agent_uri = self._agent.register(worker_id, arn, in_service=True)
-        env = self._env.build(
-            pool.job, self._catalog.efs_path(pool.job), env_list(container.get("environment")), agent_uri=agent_uri
-        )
+        defined = env_list(container.get("environment"))
+        env = self._env.build(pool.job, self._catalog.efs_path(pool.job), defined, secrets, agent_uri=agent_uri)
         log_path = self._env.root / ".taskrunner" / "logs" / pool.job / f"{worker_id}-{task_id[:8]}.log"
         try:
             popen = spawn(command.argv, env, self._env.root, log_path)
