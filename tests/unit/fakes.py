@@ -667,14 +667,17 @@ class DispatcherWorld:
     pauses: FakePauses
 
 
-def dispatcher_handler_service(registry: FakeRegistry, clock: FakeClock | None = None) -> DispatcherWorld:
-    """What ``taskrunner.handlers.dispatcher.service()`` builds on AWS, on fakes (the stack :data:`STACK`)."""
+def dispatcher_handler_service(
+    registry: FakeRegistry, clock: FakeClock | None = None, **stack_env: str
+) -> DispatcherWorld:
+    """What ``taskrunner.handlers.dispatcher.service()`` builds on AWS, on fakes (the stack :data:`STACK`, or
+    with ``stack_env`` its environment changed: another account's cluster, region or bucket)."""
     from taskrunner.domain.dispatch import Dispatcher
     from taskrunner.handlers import dispatcher
     from taskrunner.settings import DispatcherSettings
 
     env = {"RUNS_TABLE": "runs", "REGISTRY_PREFIX": "/taskrunner/taskrunner/jobs", "DISPATCH_DLQ_URL": "dlq"}
-    settings = DispatcherSettings.from_env(env | {"RUN_HISTORY_DAYS": "30"} | STACK_ENV)
+    settings = DispatcherSettings.from_env(env | {"RUN_HISTORY_DAYS": "30"} | STACK_ENV | stack_env)
     clock = clock or FakeClock()
     cluster, store, messages, pauses = FakeCluster(), FakeRunStore(clock=clock), FakeMessages(), FakePauses()
     core = Dispatcher(registry, store, cluster, stack=settings.bounds(), clock=clock, pauses=pauses)
@@ -697,6 +700,7 @@ def tracker_handler_service(
     store: FakeRunStore | None = None,
     cluster: FakeCluster | None = None,
     clock: FakeClock | None = None,
+    cluster_arn: str = CLUSTER_ARN,
 ) -> TrackerWorld:
     """What ``taskrunner.handlers.tracker.service()`` builds on AWS, on fakes."""
     from taskrunner.domain.tracking import Reconciler, Tracker
@@ -709,7 +713,7 @@ def tracker_handler_service(
             "RUNS_TABLE": "runs",
             "REGISTRY_PREFIX": "/taskrunner/taskrunner/jobs",
             "RUN_HISTORY_DAYS": "30",
-            "CLUSTER_ARN": CLUSTER_ARN,
+            "CLUSTER_ARN": cluster_arn,
             "DISPATCH_QUEUE_URL": "dispatch",
             "DISPATCH_QUEUE_ARN": QUEUE_ARN,
             "TRACKER_DLQ_URL": "tracker-dlq",

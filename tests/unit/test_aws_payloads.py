@@ -26,48 +26,33 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from taskrunner.domain.dispatch import Dispatcher
 from taskrunner.domain.runs import RunStatus, idempotency_key, run_id_for, started_by
-from taskrunner.domain.tracking import Reconciler, Tracker
 from taskrunner.handlers import dispatcher, tracker
 from taskrunner.local.invoke import LambdaContext
-from taskrunner.settings import DispatcherSettings, TrackerSettings
 from tests.unit.fakes import (
     CLUSTER_ARN,
+    DispatcherWorld,
     FakeClock,
     FakeCluster,
     FakeRegistry,
-    FakeRetryScheduler,
     FakeRunStore,
+    TrackerWorld,
+    dispatcher_handler_service,
     job_spec,
     make_run,
     manual_request,
+    tracker_handler_service,
 )
 
 CORPUS = Path(__file__).resolve().parents[1] / "events" / "aws"
 MANIFEST: dict[str, Any] = json.loads((CORPUS / "manifest.json").read_text())
 CONTEXT = LambdaContext(function_name="aws-payloads")
 EVENT_PLACEHOLDER = "<aws.events.event.json>"
-
-
-@dataclass
-class FakeMessages:
-    """The DLQ and the visibility changes, as the handlers' ``Messages`` port sees them."""
-
-    dead: list[tuple[str, str]] = field(default_factory=list)
-    backoffs: list[int] = field(default_factory=list)
-
-    def dead_letter(self, queue_url: str, body: str, reason: str, source: dict[str, str]) -> None:
-        self.dead.append((body, reason))
-
-    def retry_after(self, queue_url: str, receipt_handle: str, delay_s: int) -> None:
-        self.backoffs.append(delay_s)
 
 
 # --------------------------------------------------------------------------- payloads and deliveries
@@ -79,7 +64,7 @@ def payload_text(row: dict[str, Any]) -> str:
     return (CORPUS / str(row["file"])).read_text()
 
 
-def sqs_record(body: str) -> dict[str, Any]:
+def published_sqs_record(body: str) -> dict[str, Any]:
     """The published SQS record envelope, carrying ``body`` (its MD5 recomputed, as SQS would send it)."""
     envelope = MANIFEST["envelope"]
     published = json.loads((CORPUS / envelope["file"]).read_text())
@@ -100,7 +85,7 @@ def delivered(row: dict[str, Any], text: str) -> tuple[dict[str, Any], list[str]
     body = text
     if "input_template" in row:
         body = row["input_template"].replace(EVENT_PLACEHOLDER, json.dumps(json.loads(text)))
-    return {"Records": [sqs_record(body)]}, [body]
+    return {"Records": [published_sqs_record(body)]}, [body]
 
 
 def as_run_of_ours(row: dict[str, Any], text: str, store: FakeRunStore) -> tuple[str, str]:
@@ -110,64 +95,72 @@ def as_run_of_ours(row: dict[str, Any], text: str, store: FakeRunStore) -> tuple
     attempt = row["as_run"]["attempt"]
     store.seed(make_run(request, run_id, attempt=attempt, status=RunStatus.PENDING))
     event = json.loads(text)
-    event["detail"]["startedBy"] = started_by(run_id, attempt)
+    # A task of that run carries taskrunner's own marks: its startedBy, its job's group and task-definition family.
+    job = row["as_run"]["job"]
+    region, account = event["region"], event["account"]
+    event["detail"] |= {
+        "startedBy": started_by(run_id, attempt),
+        "group": f"taskrunner:{job}",
+        "taskDefinitionArn": f"arn:aws:ecs:{region}:{account}:task-definition/taskrunner-{job}:1",
+    }
     return json.dumps(event, indent=2), run_id
 
 
 # --------------------------------------------------------------------------- services on fakes
 
 
-def registry() -> FakeRegistry:
-    specs = [job_spec(task_definition=f"taskrunner-{entry['name']}", **entry) for entry in MANIFEST["jobs"]]
+def origin(text: str) -> dict[str, str]:
+    """Where a payload comes from — the account, region and bucket of the first EventBridge event in it — so the
+    stack the test plays is deployed there (a published example is from its author's account, not ours)."""
+
+    def first_event(node: Any) -> dict[str, Any] | None:
+        if isinstance(node, str) and node.lstrip().startswith("{"):
+            try:
+                node = json.loads(node)
+            except ValueError:
+                return None
+        if isinstance(node, dict):
+            if "detail-type" in node:
+                return node
+            return next((e for e in map(first_event, node.values()) if e), None)
+        if isinstance(node, list):
+            return next((e for e in map(first_event, node) if e), None)
+        return None
+
+    try:
+        event = first_event(json.loads(text)) or {}
+    except ValueError:
+        event = {}
+    found: dict[str, str] = {}
+    account, region = event.get("account"), event.get("region")
+    if isinstance(account, str) and account.isdigit() and len(account) == 12:
+        found["CLUSTER_ARN"] = f"arn:aws:ecs:{region or 'us-east-1'}:{account}:cluster/taskrunner"
+    if isinstance(region, str) and region:
+        found["AWS_REGION"] = region
+    bucket = (event.get("detail") or {}).get("bucket", {}) if isinstance(event.get("detail"), dict) else {}
+    if isinstance(bucket, dict) and isinstance(bucket.get("name"), str):
+        found["DATA_BUCKET"] = bucket["name"]
+    return found
+
+
+def registry(cluster_arn: str = CLUSTER_ARN) -> FakeRegistry:
+    # The manifest's jobs as written: an S3 job without a prefix takes the whole bucket.
+    specs = [
+        job_spec(cluster=cluster_arn, **({"s3_prefix": ""} if "s3_bucket" in entry else {}) | entry)
+        for entry in MANIFEST["jobs"]
+    ]
     return FakeRegistry(*specs)
 
 
-@dataclass
-class DispatcherWorld:
-    svc: dispatcher.Service
-    store: FakeRunStore
-    cluster: FakeCluster
-    messages: FakeMessages
-
-
-def dispatcher_world() -> DispatcherWorld:
-    jobs, store, cluster, messages = registry(), FakeRunStore(), FakeCluster(), FakeMessages()
-    settings = DispatcherSettings.from_env(
-        {
-            "RUNS_TABLE": "runs",
-            "REGISTRY_PREFIX": "/taskrunner/t/jobs",
-            "DISPATCH_DLQ_URL": "dlq",
-            "RUN_HISTORY_DAYS": "30",
-        }
-    )
-    core = Dispatcher(jobs, store, cluster, clock=FakeClock())
-    return DispatcherWorld(dispatcher.Service(settings, jobs, core, messages), store, cluster, messages)
-
-
-@dataclass
-class TrackerWorld:
-    svc: tracker.Service
-    store: FakeRunStore
-    messages: FakeMessages
+def dispatcher_world(text: str) -> DispatcherWorld:
+    where = origin(text)
+    return dispatcher_handler_service(registry(where.get("CLUSTER_ARN", CLUSTER_ARN)), FakeClock(), **where)
 
 
 def tracker_world(cluster_arn: str) -> TrackerWorld:
-    jobs, store, messages = registry(), FakeRunStore(), FakeMessages()
-    settings = TrackerSettings.from_env(
-        {
-            "RUNS_TABLE": "runs",
-            "REGISTRY_PREFIX": "/taskrunner/t/jobs",
-            "RUN_HISTORY_DAYS": "30",
-            "CLUSTER_ARN": cluster_arn,
-            "DISPATCH_QUEUE_URL": "dispatch",
-            "DISPATCH_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:taskrunner-DispatchQueue-EXAMPLE",
-            "TRACKER_DLQ_URL": "tracker-dlq",
-            "RETRY_SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/retry",
-        }
-    )
-    core = Tracker(jobs, store, FakeRetryScheduler())
-    reconciler = Reconciler(jobs, store, FakeCluster(), core, clock=FakeClock())
-    return TrackerWorld(tracker.Service(settings, store, core, reconciler, messages), store, messages)
+    """The Tracker as local mode and `taskrunner invoke` run it (direct invokes accepted), so every shape a
+    direct invoke can carry is judged; on AWS a direct state change is refused (tests/security)."""
+    return tracker_handler_service(registry(cluster_arn), accept_direct_events=True, cluster_arn=cluster_arn)
 
 
 def cluster_of(text: str) -> str:
@@ -225,10 +218,10 @@ def test_published_payload(row: dict[str, Any]) -> None:
 
 
 def check_dispatcher(row: dict[str, Any], text: str) -> None:
-    world = dispatcher_world()
+    world = dispatcher_world(text)
     event, bodies = delivered(row, text)
 
-    response = dispatcher.handle_event(world.svc, event, CONTEXT)
+    response = dispatcher.handle_event(world.service, event, CONTEXT)
 
     if row["expect"] == "error-response":
         assert row["delivery"] == "direct", "only a direct invoke can be answered with an error"
@@ -268,7 +261,7 @@ def check_tracker(row: dict[str, Any], text: str) -> None:
         text, run_id = as_run_of_ours(row, text, world.store)
     event, bodies = delivered(row, text)
 
-    response = tracker.handle_event(world.svc, event, CONTEXT)
+    response = tracker.handle_event(world.service, event, CONTEXT)
 
     if row["expect"] == "error-response":
         assert row["delivery"] == "direct", "only a direct invoke can be answered with an error"

@@ -74,7 +74,7 @@ def test_a_task_state_change_sent_to_the_dispatcher_is_permanent():
     others = [data for data in others if data.get("source") in NOT_FOR_THE_DISPATCHER]
     assert others
     for data in others:
-        with pytest.raises(PermanentError, match=r"no job matches event source='aws\.ecs'"):
+        with pytest.raises(PermanentError, match=r"no job matches an EventBridge event \(source 'aws\.ecs', detail-type 'ECS Task State Change'\)"):
             requests_from(data, registry().all)
 
 
@@ -205,7 +205,7 @@ def test_bare_event_with_epoch_time_is_accepted():
     ids=["custom", "s3-prefix", "s3-bucket"],
 )
 def test_bare_event_matching_no_job_is_permanent_with_a_reason(event):
-    with pytest.raises(PermanentError, match=r"no job matches event source='[\w.]+' detail-type='[\w ]+'"):
+    with pytest.raises(PermanentError, match=r"no job matches an EventBridge event \(source '[\w.]+', detail-type '[\w ]+'\)"):
         requests_from(event, registry().all)
 
 
@@ -224,7 +224,7 @@ def test_bare_s3_event_without_bucket_is_permanent():
 def test_bare_event_missing_envelope_fields_is_permanent():
     event = eventbridge_event()
     del event["id"], event["time"]
-    with pytest.raises(PermanentError, match=r"invalid request: (id|time)"):
+    with pytest.raises(PermanentError, match=r"EventBridge event .* that is not valid: (id|time)"):
         requests_from(event, registry().all)
 
 

@@ -116,6 +116,30 @@ S3_NOTIFICATION_ADVICE = (
 )
 
 
+def what_arrived(payload: Any) -> str:
+    """What a payload is, in words, for a refusal that tells the sender what they sent (never raises)."""
+    if not isinstance(payload, dict):
+        return f"a JSON {type(payload).__name__}, not an object"
+    if payload.get("Event") == "s3:TestEvent":
+        return "an S3 Event Notification test event (s3:TestEvent)"
+    records = payload.get("Records")
+    if isinstance(records, list):
+        sources = sorted({str(r.get("eventSource") or r.get("EventSource")) for r in records if isinstance(r, dict)})
+        return f"a Records batch (eventSource {', '.join(sources) or 'none'})"
+    if "detail-type" in payload or "source" in payload:
+        return f"an EventBridge event (source {payload.get('source')!r}, detail-type {payload.get('detail-type')!r})"
+    if payload.get("Type") == "Notification" and "TopicArn" in payload:
+        return f"an SNS notification (TopicArn {payload.get('TopicArn')!r})"
+    if "httpMethod" in payload or "routeKey" in payload:
+        return f"an API Gateway request (httpMethod {payload.get('httpMethod') or payload.get('routeKey')!r})"
+    keys = sorted(str(k) for k in payload)[:6]
+    return f"a JSON object with keys {keys}" + (" …" if len(payload) > 6 else "")
+
+
+def is_dispatch_request(payload: dict[str, Any]) -> bool:
+    return "job" in payload or "trigger" in payload
+
+
 def is_s3_notification(payload: dict[str, Any]) -> bool:
     """An S3 Event Notification (a bucket notification configured to this queue), or its ``s3:TestEvent``."""
     if payload.get("Event") == "s3:TestEvent" and payload.get("Service") == "Amazon S3":
@@ -169,17 +193,22 @@ def requests_from(body: str | dict[str, Any], all_specs: Callable[[], list[JobSp
     if not isinstance(payload, dict):
         raise PermanentError(f"body must be a JSON object, got {type(payload).__name__}")
     if is_s3_notification(payload):
-        raise PermanentError(f"the body is an S3 Event Notification: {S3_NOTIFICATION_ADVICE}")
-    try:
-        if is_bare_event(payload):
+        raise PermanentError(f"the body is {what_arrived(payload)}: {S3_NOTIFICATION_ADVICE}")
+    if is_bare_event(payload):
+        try:
             event = EventBridgeModel.model_validate(payload)
             requests = route(event, payload, all_specs())
-            if not requests:
-                raise PermanentError(f"no job matches event source={event.source!r} detail-type={event.detail_type!r}")
-        else:
+        except ValidationError as exc:
+            raise PermanentError(f"{what_arrived(payload)} that is not valid: {describe(exc)}") from exc
+        if not requests:
+            raise PermanentError(f"no job matches {what_arrived(payload)}")
+    elif not is_dispatch_request(payload):
+        raise PermanentError(f"not a dispatch request (job, trigger, …): {what_arrived(payload)}")
+    else:
+        try:
             requests = [DispatchRequest.model_validate(payload)]
-    except ValidationError as exc:
-        raise PermanentError(f"invalid request: {describe(exc)}") from exc
+        except ValidationError as exc:
+            raise PermanentError(f"invalid request: {describe(exc)}") from exc
     for request in requests:
         # The launch serialises the event into the task's environment: a lone surrogate (a valid JSON
         # escape, not UTF-8) or nesting past pydantic's serialiser limit must fail now, permanently.

@@ -23,8 +23,8 @@ from taskrunner.observability import count, logger
 SQS_RECORD_FIELDS = ("messageId", "receiptHandle", "body", "attributes", "eventSourceARN")
 #: ``eventSource`` (or ``EventSource``, SNS's spelling) of the other services that deliver ``Records``.
 RECORD_SOURCES = {
-    "aws:s3": "an S3 Event Notification",
-    "aws:sns": "an SNS notification",
+    "aws:s3": "an S3 Event Notification (eventSource aws:s3)",
+    "aws:sns": "an SNS notification (EventSource aws:sns)",
     "aws:dynamodb": "a DynamoDB stream batch",
     "aws:kinesis": "a Kinesis batch",
     "aws:ses": "an SES notification",

@@ -128,7 +128,8 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         )
         return dict(response)
     if payload.shape is Shape.EMPTY_BATCH:
-        return {"batchItemFailures": []}
+        # Nothing to process, nothing to retry (SQS never sends one: this is a direct invoke).
+        return {"batchItemFailures": [], "error": "the Dispatcher received an empty Records list: nothing to process"}
     count("DispatchRecords")
     body = json.dumps(event, default=str)
     if payload.shape is not Shape.DIRECT:

@@ -22,7 +22,7 @@ from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.ports import Messages, RunStore
 from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker
-from taskrunner.domain.triggers import describe
+from taskrunner.domain.triggers import S3_NOTIFICATION_ADVICE, describe, is_s3_notification, what_arrived
 from taskrunner.handlers.common import Shape, classify, dead_letter, record_source, refusal
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import TrackerSettings
@@ -73,13 +73,22 @@ def task_state(body: str | dict[str, Any], cluster_arn: str) -> TaskState:
     """The task state in one state-change event; PermanentError for anything else, with the reason."""
     try:
         payload = json.loads(body) if isinstance(body, str) else body
-        event = Envelope.model_validate(payload)
     except json.JSONDecodeError as exc:
         raise PermanentError(f"body is not JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise PermanentError(f"body is not usable JSON: {type(exc).__name__}") from exc
+    # What it is first: the reason names what arrived, whatever it is.
+    if (
+        not isinstance(payload, dict)
+        or payload.get("source") != "aws.ecs"
+        or payload.get("detail-type") != STATE_CHANGE
+    ):
+        advice = f": {S3_NOTIFICATION_ADVICE}" if isinstance(payload, dict) and is_s3_notification(payload) else ""
+        raise PermanentError(f"not an ECS task state change: {what_arrived(payload)}{advice}")
+    try:
+        event = Envelope.model_validate(payload)
     except ValidationError as exc:
-        raise PermanentError(f"not an EventBridge event: {describe(exc)}") from exc
-    if event.source != "aws.ecs" or event.detail_type != STATE_CHANGE:
-        raise PermanentError(f"unexpected event source={event.source!r} detail-type={event.detail_type!r}")
+        raise PermanentError(f"invalid task state change event: {describe(exc)}") from exc
     try:
         task = TaskState.model_validate(event.detail)
     except ValidationError as exc:
@@ -156,7 +165,8 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         )
         return dict(response)
     if payload.shape is Shape.EMPTY_BATCH:
-        return {"batchItemFailures": []}
+        # Nothing to process, nothing to retry (SQS never sends one: this is a direct invoke).
+        return {"batchItemFailures": [], "error": "the Tracker received an empty Records list: nothing to process"}
     if event == RECONCILE:
         return reconcile(svc)
     body = json.dumps(event, default=str)
