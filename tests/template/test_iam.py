@@ -8,12 +8,16 @@ depends on its parameters (its image, its secrets), it is resolved for every job
 
 from __future__ import annotations
 
+import json
 from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
 
-from tests.template.evaluate import Evaluator, render_jobs
+from taskrunner.adapters.retries import DispatchRetries
+from taskrunner.domain.ports import Retry
+from tests.template.evaluate import ACCOUNT, REGION, Evaluator, render_jobs
+from tests.template.simulate import Request, allowed
 from tests.template.walk import (
     IAM_ROLE,
     NO_VALUE,
@@ -196,6 +200,24 @@ def test_resource_star_only_for_actions_without_resource_level_permissions(grant
     assert too_broad == []
 
 
+def test_resource_star_is_granted_only_for_traces_and_the_ecr_token(
+    transformed_template: dict[str, Any], job_template: dict[str, Any]
+) -> None:
+    on_star = {
+        action
+        for template in (transformed_template, job_template)
+        for grant in identity_grants(template)
+        if "*" in grant.resources
+        for action in grant.actions
+    }
+    token = [g for g in identity_grants(job_template) if "ecr:getauthorizationtoken" in g.actions]
+
+    assert on_star == STAR_GRANTS
+    # The registry token only for jobs that pull from private ECR (a public image needs no credentials).
+    assert token
+    assert all(("IsPrivateEcr", True) in g.when and g.actions == ["ecr:getauthorizationtoken"] for g in token)
+
+
 def test_every_statement_names_its_resources(grants: list[Grant]) -> None:
     assert [str(grant) for grant in grants if not grant.resources] == []
 
@@ -223,6 +245,26 @@ def test_job_task_role_takes_managed_policies_only_when_the_job_asks(
     assert [s for s in samples.values() if "ManagedPolicyArns" in s] == []
     for role_id, arns in managed_policy_arns(job_template).items():
         assert role_id == "TaskRole" or arns == set(), role_id
+
+
+def test_job_roles_are_bounded_by_the_platforms_permissions_boundary(
+    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+) -> None:
+    # The boundary bounds ManagedPolicyArns too: a job cannot widen its task role past what the platform allows.
+    roles = resources_of(job_template, IAM_ROLE)
+
+    assert set(roles) == {"TaskRole", "ExecutionRole"}
+    for logical_id, role in roles.items():
+        boundary = role["Properties"]["PermissionsBoundary"]
+        condition, if_set, otherwise = boundary["Fn::If"]
+        assert condition == "HasBoundary", logical_id
+        assert platform_element(if_set) == 'permissions boundary ARN or "none"', logical_id
+        assert otherwise == NO_VALUE, logical_id
+    for name, job in job_sets.items():
+        expected = job.value({"Fn::Select": [LAYOUT.index('permissions boundary ARN or "none"'), {"Ref": "Platform"}]})
+        for logical_id in roles:
+            properties = job.value(job.template["Resources"][logical_id]["Properties"])
+            assert properties.get("PermissionsBoundary", "none") == expected, f"{name}.{logical_id}"
 
 
 # ------------------------------------------------------------------------------------------ iam:PassRole
@@ -322,6 +364,116 @@ def test_task_and_service_actions_are_conditioned_on_the_cluster(template: dict[
 # ------------------------------------------------------------------------------------------ queues and schedules
 
 
+def test_each_function_consumes_only_its_own_queue(transformed_template: dict[str, Any]) -> None:
+    consuming = [g for g in identity_grants(transformed_template) if SQS_CONSUME & set(g.actions)]
+
+    for function, role in function_roles(transformed_template).items():
+        own = event_source_queues(transformed_template, function)
+        mine = [g for g in consuming if g.owner == role]
+        assert [r for g in mine for r in g.resources if r not in own] == [], f"{function} consumes another queue"
+        # ... and may consume its own: an event source mapping polls with the function's role.
+        for queue in own:
+            granted = {a for g in mine if queue in g.resources for a in g.actions}
+            assert granted >= SQS_CONSUME | {"sqs:getqueueattributes"}, f"{function}: {queue}"
+    # No other role of the platform consumes any queue.
+    assert {g.owner for g in consuming} <= set(function_roles(transformed_template).values())
+
+
+def test_scheduler_roles_trust_only_schedules_of_the_stacks_group(root: Evaluator) -> None:
+    trusting = [
+        g
+        for g in trust_grants(root.template)
+        if SCHEDULER in [p for p, _ in items(g.statement["Principal"].get("Service", []))]
+    ]
+
+    assert {g.owner for g in trusting} == {"DispatchSchedulerRole", "PlatformSchedulesRole"}
+    for grant in trusting:
+        assert grant.statement["Principal"] == {"Service": SCHEDULER}, grant
+        assert grant.condition("aws:SourceArn", ("ArnLike",)) == {"Fn::Sub": SCHEDULES_OF_THE_GROUP}, grant
+        trust = root.value(root.template["Resources"][grant.owner]["Properties"]["AssumeRolePolicyDocument"])
+
+        def assume(schedule_arn: str, account: str = ACCOUNT, trust: dict[str, Any] = trust) -> bool:
+            context = {"aws:SourceArn": schedule_arn, "aws:SourceAccount": account}
+            request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=context)
+            return allowed(trust["Statement"], request)
+
+        schedules = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule"
+        assert assume(f"{schedules}/{root.stack_name}/job.nightly-report"), grant
+        assert assume(f"{schedules}/{root.stack_name}/retry.0123abcd.2"), grant
+        assert not assume(f"{schedules}/{root.stack_name}-dev/job.nightly-report"), f"{grant}: a sibling stack's"
+        assert not assume(f"{schedules}/default/job.nightly-report"), f"{grant}: the default group's"
+        assert not assume(f"{schedules}/{root.stack_name}/job.x", account="210987654321"), f"{grant}: another account"
+
+
+def test_every_schedule_runs_in_the_stacks_group_with_a_role_that_trusts_it(
+    root: Evaluator, job_sets: dict[str, Evaluator]
+) -> None:
+    group = root.value(root.template["Resources"]["ScheduleGroup"]["Properties"]["Name"])
+    trusts = {
+        logical_id: root.value(resource["Properties"]["AssumeRolePolicyDocument"])["Statement"]
+        for logical_id, resource in resources_of(root.template, IAM_ROLE).items()
+    }
+    role_by_arn = {root.attribute(logical_id, "Arn"): logical_id for logical_id in trusts}
+    schedules = [
+        (f"root.{logical_id}", root.value(schedule["Properties"]), root)
+        for logical_id, schedule in resources_of(root.template, "AWS::Scheduler::Schedule").items()
+    ]
+    schedules += [
+        (f"{name}.Schedule", job.value(job.template["Resources"]["Schedule"]["Properties"]), job)
+        for name, job in job_sets.items()
+        if job.condition("HasSchedule")
+    ]
+    # A job's schedule role is the platform's job scheduler role (element 11 of its Platform list).
+    job_scheduler_role = render_jobs().SAMPLE_PLATFORM["job scheduler role ARN"]
+    role_by_arn[job_scheduler_role] = "DispatchSchedulerRole"
+
+    assert group == root.stack_name
+    assert {label for label, _, _ in schedules} >= {"root.ScalerFunctionEveryMinute", "root.TrackerFunctionReconcile"}
+    assert any(label.endswith(".Schedule") for label, _, _ in schedules)
+    for label, schedule, evaluator in schedules:
+        assert schedule["GroupName"] == group, label
+        arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule['GroupName']}/{schedule['Name']}"
+        role = role_by_arn[schedule["Target"]["RoleArn"]]
+        request = Request(
+            "sts:AssumeRole", "*", service=SCHEDULER, context={"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT}
+        )
+        assert allowed(trusts[role], request), f"{label}: {role} does not trust {arn}"
+        if evaluator is not root:
+            # Job ticks are 'job.<name>': a name no retry ('retry.…') and no platform schedule can take.
+            assert schedule["Name"] == f"job.{evaluator.parameters['JobName']}", label
+
+
+def test_tracker_creates_only_retry_schedules_in_the_stacks_group(root: Evaluator) -> None:
+    creating = [g for g in identity_grants(root.template) if any(a.startswith("scheduler:") for a in g.actions)]
+    environment = root.value(root.template["Resources"]["TrackerFunction"]["Properties"]["Environment"]["Variables"])
+    calls: list[dict[str, Any]] = []
+
+    class RecordingScheduler:
+        def create_schedule(self, **kwargs: Any) -> None:
+            calls.append(kwargs)
+
+    retries = DispatchRetries(
+        environment["DISPATCH_QUEUE_URL"],
+        environment["DISPATCH_QUEUE_ARN"],
+        environment["RETRY_SCHEDULER_ROLE_ARN"],
+        schedule_group=environment["SCHEDULE_GROUP"],
+        sqs=object(),  # type: ignore[arg-type]
+        scheduler=RecordingScheduler(),  # type: ignore[arg-type]
+    )
+    retries.schedule(Retry(run_id="0123456789abcdef0123", attempt=2, delay_s=3600, body={"job": "nightly-report"}))
+
+    assert [(g.owner, g.actions) for g in creating] == [("TrackerFunctionRole", ["scheduler:createschedule"])]
+    (pattern,) = [root.value(resource) for resource in creating[0].resources]
+    assert pattern == f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{root.stack_name}/retry.*"
+    (call,) = calls
+    created = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{call['GroupName']}/{call['Name']}"
+    # What the Tracker's code creates is what its role allows; a job's tick or a platform schedule is not.
+    assert fnmatchcase(created, pattern), created
+    assert call["Target"]["RoleArn"] == root.attribute("DispatchSchedulerRole", "Arn")
+    for other in ("job.nightly-report", "ScalerFunctionEveryMinute", "TrackerFunctionReconcile"):
+        assert not fnmatchcase(f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{root.stack_name}/{other}", pattern)
+
+
 # ------------------------------------------------------------------------------------------ the job task role
 
 
@@ -407,7 +559,135 @@ def test_job_task_role_reaches_only_its_own_work_queue(job_template: dict[str, A
         assert ("HasWorkQueue", True) in grant.when, grant
 
 
+def test_task_protection_only_for_a_service_and_only_on_the_jobs_own_tasks(
+    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+) -> None:
+    # A worker protects its own task from scale-in while it holds a message. Tasks of every job share the
+    # cluster, so the grant is limited to tasks carrying this job's tag, which its service propagates.
+    protection = {"ecs:gettaskprotection", "ecs:updatetaskprotection"}
+    protecting = [g for g in job_role_grants(job_template, "TaskRole") if protection & set(g.actions)]
+    service = job_template["Resources"]["Service"]["Properties"]
+
+    assert protecting
+    for grant in protecting:
+        assert set(grant.actions) == protection, grant
+        assert ("IsService", True) in grant.when, grant
+        assert grant.condition("aws:ResourceTag/taskrunner:job", ("StringEquals",)) == {"Ref": "JobName"}, grant
+        assert platform_element(grant.condition("ecs:cluster", ("ArnEquals",))) == "cluster ARN", grant
+    assert {"Key": "taskrunner:job", "Value": {"Ref": "JobName"}} in service["Tags"]
+    assert service["PropagateTags"] == "SERVICE"
+    for name, job in job_sets.items():
+        resolved = [s for s in resolved_grants(job, "TaskRole") if "ecs:UpdateTaskProtection" in s["Action"]]
+        assert bool(resolved) is (job.parameters["QueueMode"] == "service"), name
+        cluster_arn = render_jobs().SAMPLE_PLATFORM["cluster ARN"]
+        for statement in resolved:
+            assert statement["Resource"] == f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster_arn.split('/')[1]}/*"
+            assert statement["Condition"]["StringEquals"] == {"aws:ResourceTag/taskrunner:job": name}
+
+
 # ------------------------------------------------------------------------------------------ the job execution role
+
+
+def test_job_execution_role_uses_only_logs_ecr_and_its_secrets(job_template: dict[str, Any]) -> None:
+    grants = job_role_grants(job_template, "ExecutionRole")
+    services = {action.split(":", 1)[0] for grant in grants for action in grant.actions}
+
+    assert grants
+    assert services <= JOB_EXECUTION_ROLE_SERVICES
+    assert [str(g) for g in grants if not g.allows] == []
+
+
+def test_job_execution_role_writes_only_its_own_log_group(
+    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+) -> None:
+    logging = [
+        g for g in job_role_grants(job_template, "ExecutionRole") if any(a.startswith("logs:") for a in g.actions)
+    ]
+
+    assert len(logging) == 1
+    assert set(logging[0].actions) == {"logs:createlogstream", "logs:putlogevents"}
+    assert [sub_text(r) for r in logging[0].resources] == ["${LogGroup.Arn}"]
+    assert logging[0].when == frozenset()
+    for name, job in job_sets.items():
+        (statement,) = [s for s in resolved_grants(job, "ExecutionRole") if s["Sid"] == "WriteOwnLogs"]
+        assert statement["Resource"] == job.attribute("LogGroup", "Arn"), name
+
+
+def _repository(image: str) -> str | None:
+    """The repository of a private ECR image (registry/repo[:tag][@digest]), None for any other registry."""
+    if ".dkr.ecr." not in image:
+        return None
+    path = image.split(".amazonaws.com/", 1)[1]
+    return path.split("@", 1)[0].split(":", 1)[0]
+
+
+def test_job_execution_role_pulls_only_its_own_private_ecr_repository(job_sets: dict[str, Evaluator]) -> None:
+    repositories = {}
+    for name, job in job_sets.items():
+        statements = resolved_grants(job, "ExecutionRole")
+        ecr = [s for s in statements if any(a.startswith("ecr:") for a in s["Action"])]
+        pulls = [s for s in ecr if s["Sid"] == "PullOwnImage"]
+        repository = _repository(job.parameters["Image"])
+        repositories[name] = repository
+        if repository is None:
+            # A public image needs no credentials: no ECR statement at all.
+            assert ecr == [], name
+            continue
+        (pull,) = pulls
+        assert pull["Resource"] == f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repository}", name
+        assert set(pull["Action"]) == {
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:BatchCheckLayerAvailability",
+        }
+        assert {s["Sid"] for s in ecr} == {"PullOwnImage", "EcrToken"}, name
+
+    # The parameter sets cover a public image, a tag, a digest and a repository with a namespace.
+    assert None in repositories.values()
+    assert {"team/everything", "pinned", "taskrunner-example-worker"} <= set(repositories.values())
+
+
+def test_job_execution_role_reads_only_the_secrets_the_job_names(job_sets: dict[str, Evaluator]) -> None:
+    with_secrets = 0
+    for name, job in job_sets.items():
+        secrets = json.loads(job.parameters["Secrets"])
+        reading = [
+            s
+            for s in resolved_grants(job, "ExecutionRole")
+            if {"secretsmanager:GetSecretValue", "ssm:GetParameters"} & set(s["Action"])
+        ]
+        if not secrets:
+            assert reading == [], name
+            continue
+        with_secrets += 1
+        (statement,) = reading
+        assert set(statement["Action"]) == {"secretsmanager:GetSecretValue", "ssm:GetParameters"}, name
+        assert sorted(statement["Resource"]) == sorted(secrets.values()), name
+
+    assert with_secrets >= 2
+
+
+def test_job_execution_role_decrypts_only_the_jobs_keys_through_secrets_services(
+    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+) -> None:
+    decrypting = [g for g in job_role_grants(job_template, "ExecutionRole") if "kms:decrypt" in g.actions]
+
+    assert len(decrypting) == 1
+    assert decrypting[0].actions == ["kms:decrypt"]
+    assert decrypting[0].resources == [{"Ref": "SecretsKmsKeyArns"}]
+    assert ("HasSecretsKeys", True) in decrypting[0].when
+    for name, job in job_sets.items():
+        keys = [k for k in job.parameters["SecretsKmsKeyArns"].split(",") if k]
+        resolved = [s for s in resolved_grants(job, "ExecutionRole") if "kms:Decrypt" in s["Action"]]
+        if not keys:
+            assert resolved == [], name
+            continue
+        (statement,) = resolved
+        assert statement["Resource"] == keys, name
+        # Only as Secrets Manager or SSM decrypt a secret for ECS: the role cannot decrypt anything else with them.
+        assert statement["Condition"] == {
+            "StringLike": {"kms:ViaService": [f"secretsmanager.{REGION}.amazonaws.com", f"ssm.{REGION}.amazonaws.com"]}
+        }, name
 
 
 # ------------------------------------------------------------------------------------------ trust and resource policies
