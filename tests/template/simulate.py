@@ -6,6 +6,8 @@ key, file-system or trust policy, within one account:
 * an explicit Deny in the resource policy wins; otherwise an Allow there allows;
 * otherwise an IAM principal of the resource's account is allowed when its own identity policy allows
   (``identity_allows``); a service principal or another account's principal is not (only an Allow here grants it);
+* the account as principal (``arn:aws:iam::<account>:root``) stands for its principals whose identity policies
+  allow the request;
 * condition operators are ANDed, and so are the keys within one operator; the values of one key are ORed;
 * a negated operator (``StringNotEquals``, ``ArnNotLike`` ...) on a key the request lacks is true, a positive
   one false; ``Null: true`` means the key is absent;
@@ -89,9 +91,13 @@ def _principal_matches(principal: Any, request: Request) -> bool:
         raise NotImplementedError(f"principal {principal}")
     if request.service is not None:
         return request.service in as_list(principal.get("Service", []))
+    caller_account = request.principal.split(":")[4] if request.principal else None
     for arn in as_list(principal.get("AWS", [])):
-        account_root = arn.endswith(":root") and arn.split(":")[4] == (request.principal or "").split(":")[4]
-        if arn == request.principal or account_root:
+        if arn == request.principal:
+            return True
+        # The account as principal delegates to the account's identity policies: it names a caller of that
+        # account only where the caller's own policy allows the request.
+        if arn.endswith(":root") and arn.split(":")[4] == caller_account and request.identity_allows:
             return True
     return False
 
