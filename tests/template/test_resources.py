@@ -615,7 +615,10 @@ def test_every_job_parameter_set_satisfies_the_job_templates_parameter_constrain
             if "AllowedValues" in declared:
                 assert str(value) in [str(v) for v in declared["AllowedValues"]], f"{label}.{name}"
             if "AllowedPattern" in declared:
-                assert re.fullmatch(declared["AllowedPattern"], str(value)), f"{label}.{name}"
+                # A list's pattern applies to each of its values.
+                values = str(value).split(",") if declared["Type"] == "CommaDelimitedList" else [str(value)]
+                for item in values:
+                    assert re.fullmatch(declared["AllowedPattern"], item), f"{label}.{name}: {item!r}"
             if "MinValue" in declared:
                 assert float(value) >= float(declared["MinValue"]), f"{label}.{name}"
             if "MaxValue" in declared:
