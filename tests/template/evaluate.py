@@ -16,8 +16,9 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+from taskrunner.local.cfn_yaml import load
 from tests.conftest import ROOT
-from tests.template.walk import NO_VALUE
+from tests.template.walk import NO_VALUE, platform_index
 
 
 @cache
@@ -35,6 +36,15 @@ def render_jobs() -> ModuleType:
 REGION: str = render_jobs().REGION
 ACCOUNT: str = render_jobs().ACCOUNT
 STACK: str = render_jobs().STACK
+#: The elements of a job stack's Platform list, in order, as jobs/job.yaml's Metadata documents them.
+LAYOUT: list[str] = render_jobs().platform_layout(load(ROOT / "jobs" / "job.yaml"))
+
+
+def platform_element(node: Any) -> str | None:
+    """The documented Platform element a job stack's value is (``!Select [i, !Ref Platform]``), or None."""
+    index = platform_index(node)
+    return LAYOUT[index] if index is not None else None
+
 
 # The property that names a resource, where the template may set it.
 _NAME_PROPERTIES = {

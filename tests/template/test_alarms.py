@@ -13,13 +13,12 @@ import re
 from typing import Any
 
 from taskrunner.observability import METRICS, SERVICE, dimension_sets
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator, render_jobs
+from tests.template.evaluate import ACCOUNT, REGION, Evaluator, platform_element, render_jobs
 from tests.template.simulate import Request, allowed
-from tests.template.walk import platform_index, props, resources_of, sub_text, sub_variables
+from tests.template.walk import props, resources_of, sub_text, sub_variables
 
 ALARM = "AWS::CloudWatch::Alarm"
 ACTIONS = ("AlarmActions", "OKActions", "InsufficientDataActions")
-LAYOUT: list[str] = render_jobs().platform_layout(render_jobs().load(render_jobs().JOB_TEMPLATE))
 
 Metric = tuple[str, str, dict[str, str]]  # namespace, name, dimensions
 
@@ -117,10 +116,10 @@ def test_every_alarm_is_named_for_the_stack_and_notifies_the_alarm_topic(
         properties = alarm["Properties"]
         name = properties.get("AlarmName")
         assert (sub_text(name) or "").startswith("${StackPrefix}.${JobName}."), logical_id
-        assert LAYOUT[platform_index(sub_variables(name)["StackPrefix"]) or 0] == "stack name", logical_id
+        assert platform_element(sub_variables(name)["StackPrefix"]) == "stack name", logical_id
         for key in ACTIONS:
             for action in properties.get(key, []):
-                assert LAYOUT[platform_index(action) or 0] == "alarm topic ARN", f"{logical_id}.{key}"
+                assert platform_element(action) == "alarm topic ARN", f"{logical_id}.{key}"
         assert properties["AlarmActions"], logical_id
 
 

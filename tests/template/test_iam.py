@@ -16,7 +16,7 @@ import pytest
 
 from taskrunner.adapters.retries import DispatchRetries
 from taskrunner.domain.ports import Retry
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator, render_jobs
+from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, platform_element, render_jobs
 from tests.template.simulate import Request, allowed
 from tests.template.walk import (
     IAM_ROLE,
@@ -28,7 +28,6 @@ from tests.template.walk import (
     is_resource_of_type,
     items,
     managed_policy_arns,
-    platform_index,
     ref_name,
     resources_of,
     sub_text,
@@ -76,13 +75,6 @@ CLUSTER_SCOPED_ACTIONS = frozenset(
 SQS_CONSUME = frozenset({"sqs:receivemessage", "sqs:deletemessage", "sqs:changemessagevisibility"})
 JOB_TASK_ROLE_SERVICES = frozenset({"s3", "elasticfilesystem", "sqs", "ecs"})
 JOB_EXECUTION_ROLE_SERVICES = frozenset({"logs", "ecr", "secretsmanager", "ssm", "kms"})
-# Where a job's resources come from in its Platform list (the element job.yaml's Metadata documents).
-LAYOUT: list[str] = render_jobs().platform_layout(render_jobs().load(render_jobs().JOB_TEMPLATE))
-
-
-def platform_element(node: Any) -> str | None:
-    index = platform_index(node)
-    return LAYOUT[index] if index is not None else None
 
 
 def names_cluster(value: Any, template: dict[str, Any]) -> bool:

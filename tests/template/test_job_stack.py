@@ -26,11 +26,10 @@ from taskrunner.domain.trust import registry_problems
 from taskrunner.settings import DispatcherSettings, ScalerSettings
 from tests.conftest import ROOT
 from tests.template.conftest import TRANSFORM_PARAMETERS, nested_stack_name
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator, render_jobs
+from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, render_jobs
 from tests.template.walk import platform_index, props
 
 JSON_PARAMETERS = {"Environment", "Secrets", "EventPattern"}
-LAYOUT: list[str] = render_jobs().platform_layout(render_jobs().load(render_jobs().JOB_TEMPLATE))
 
 
 def job_slots() -> ModuleType:

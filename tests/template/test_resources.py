@@ -19,14 +19,13 @@ import pytest
 from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSettings
 from tests.conftest import ROOT
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator, render_jobs
+from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, platform_element, render_jobs
 from tests.template.simulate import Request, allowed
 from tests.template.walk import (
     NO_VALUE,
     as_list,
     is_false,
     is_true,
-    platform_index,
     props,
     ref_name,
     resources_of,
@@ -53,14 +52,7 @@ LAMBDA_RUNTIME_VARIABLES = frozenset(
         *("AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"),
     }
 )
-LAYOUT: list[str] = render_jobs().platform_layout(render_jobs().load(render_jobs().JOB_TEMPLATE))
 PLATFORM = render_jobs().SAMPLE_PLATFORM
-
-
-def from_platform(node: Any) -> str | None:
-    """The documented element a job stack's value is (``!Select [i, !Ref Platform]``), or None."""
-    index = platform_index(node)
-    return LAYOUT[index] if index is not None else None
 
 
 def platform_of(job: Evaluator, element: str) -> str:
@@ -153,7 +145,7 @@ def test_job_volume_mounts_its_own_access_point_with_tls_and_iam(job_template: d
     assert volumes_if[2] == NO_VALUE
     assert len(volumes) == 1
     efs = volumes[0]["EFSVolumeConfiguration"]
-    assert from_platform(efs["FilesystemId"]) == "EFS file system id"
+    assert platform_element(efs["FilesystemId"]) == "EFS file system id"
     assert efs["TransitEncryption"] == "ENABLED"
     assert efs["AuthorizationConfig"] == {"AccessPointId": {"Ref": "AccessPoint"}, "IAM": "ENABLED"}
     mounted = task["ContainerDefinitions"][0]["MountPoints"]["Fn::If"][1]
@@ -167,7 +159,7 @@ def test_job_access_point_is_its_own_directory_as_a_non_root_user(
     uid = job_template["Parameters"]["PosixUid"]
 
     assert job_template["Resources"]["AccessPoint"].get("Condition") == "HasEfs"
-    assert from_platform(access_point["FileSystemId"]) == "EFS file system id"
+    assert platform_element(access_point["FileSystemId"]) == "EFS file system id"
     assert access_point["RootDirectory"]["Path"]["Fn::Sub"].startswith("/jobs/${JobName}")
     # The access point enforces the job's own uid and gid, which job.yaml refuses to be root.
     assert access_point["PosixUser"] == {"Uid": {"Ref": "PosixUid"}, "Gid": {"Ref": "PosixUid"}}
@@ -397,9 +389,9 @@ def test_tasks_get_no_public_ip_by_default(
     assert "AssignPublicIp" not in job_template["Parameters"]
     for logical_id, passed in sample_jobs(root_template).items():
         assert "AssignPublicIp" not in passed, logical_id
-    assert from_platform(network["AssignPublicIp"]) == "AssignPublicIp"
-    assert from_platform(network["Subnets"]["Fn::Split"][1]) == "task subnets (;)"
-    assert from_platform(network["SecurityGroups"]["Fn::Split"][1]) == "task security groups (;)"
+    assert platform_element(network["AssignPublicIp"]) == "AssignPublicIp"
+    assert platform_element(network["Subnets"]["Fn::Split"][1]) == "task subnets (;)"
+    assert platform_element(network["SecurityGroups"]["Fn::Split"][1]) == "task security groups (;)"
 
 
 # ------------------------------------------------------------------------------------------ job triggers
@@ -425,8 +417,8 @@ def test_schedules_are_exact_and_retry_until_their_deadline(
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
     # In the stack's own group, delivered with the platform's job scheduler role (which trusts only that group).
-    assert from_platform(schedule["Target"]["RoleArn"]) == "job scheduler role ARN"
-    assert from_platform(schedule["GroupName"]) == "schedule group"
+    assert platform_element(schedule["Target"]["RoleArn"]) == "job scheduler role ARN"
+    assert platform_element(schedule["GroupName"]) == "schedule group"
     assert schedule["Name"] == {"Fn::Sub": "job.${JobName}"}
     assert retry["MaximumEventAgeInSeconds"] == {
         "Fn::If": ["HasStartingDeadline", {"Ref": "StartingDeadlineSeconds"}, 86400]
@@ -447,7 +439,7 @@ def test_upload_rule_matches_object_created_under_the_jobs_prefix_and_suffix(job
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
     (bucket,) = pattern["detail"]["bucket"]["name"]
-    assert from_platform(bucket) == "data bucket"
+    assert platform_element(bucket) == "data bucket"
     (key_filter,) = pattern["detail"]["object"]["key"]
     assert key_filter == {"wildcard": {"Fn::Sub": "${S3Prefix}*${S3Suffix}"}}
 
@@ -476,8 +468,8 @@ def test_every_trigger_targets_the_dispatch_queue_with_a_dead_letter_queue(job_t
 
     assert {logical_id for logical_id, _ in targets} >= {"Schedule", "UploadRule", "PatternRule"}
     for logical_id, target in targets:
-        assert from_platform(target["Arn"]) == "dispatch queue ARN", logical_id
-        assert from_platform(target["DeadLetterConfig"]["Arn"]) == "dispatch DLQ ARN", logical_id
+        assert platform_element(target["Arn"]) == "dispatch queue ARN", logical_id
+        assert platform_element(target["DeadLetterConfig"]["Arn"]) == "dispatch DLQ ARN", logical_id
         assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, logical_id
 
 
