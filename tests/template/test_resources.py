@@ -32,7 +32,6 @@ from tests.template.walk import (
     statements,
 )
 
-APPLICATION = "AWS::Serverless::Application"
 JOB_LOCATION = "jobs/job.yaml"
 DISPATCHER = "DispatchFunction"
 DISPATCHER_HANDLER = "taskrunner.handlers.dispatcher.handler"
