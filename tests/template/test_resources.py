@@ -1,214 +1,68 @@
-"""Resource properties that moto's CloudFormation skips or drops (DESIGN.md, "Machine notes").
+"""Resource properties that moto's CloudFormation skips or drops (README, "Local mode ... does not emulate").
 
 The integration tier deploys the template into moto, which silently ignores bucket policies, EFS file
 system policies, DynamoDB TTL and point-in-time recovery, capacity providers and schedules: a typo in
-any of them would pass there. These tests read the templates CloudFormation receives instead.
+any of them would pass there. These tests read the templates CloudFormation receives instead, and resolve
+jobs/job.yaml for every job parameter set (tests.template.conftest).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from taskrunner.domain.jobs import JobSpec, QueueMode
-from taskrunner.settings import DispatcherSettings
+from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSettings
 from tests.conftest import ROOT
+from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, platform_element, render_jobs
+from tests.template.simulate import Request, allowed
+from tests.template.walk import (
+    NO_VALUE,
+    as_list,
+    is_false,
+    is_true,
+    props,
+    ref_name,
+    resources_of,
+    statements,
+)
 
-NO_VALUE = {"Ref": "AWS::NoValue"}
-APPLICATION = "AWS::Serverless::Application"
 JOB_LOCATION = "jobs/job.yaml"
 DISPATCHER = "DispatchFunction"
 DISPATCHER_HANDLER = "taskrunner.handlers.dispatcher.handler"
-
-STACK_NAME = "taskrunner"
-PSEUDO_PARAMETERS = {
-    "AWS::Region": "eu-central-1",
-    "AWS::AccountId": "123456789012",
-    "AWS::Partition": "aws",
-    "AWS::StackName": f"{STACK_NAME}-ReportJob-1A2B3C4D",
-    "AWS::URLSuffix": "amazonaws.com",
+SETTINGS = {
+    "DispatchFunction": DispatcherSettings,
+    "ScalerFunction": ScalerSettings,
+    "TrackerFunction": TrackerSettings,
 }
-# What the root stack passes a job, with representative deployed values.
-WIRING_VALUES = {
-    "StackPrefix": STACK_NAME,
-    "ClusterArn": f"arn:aws:ecs:eu-central-1:123456789012:cluster/{STACK_NAME}-Cluster-a1b2c3",
-    "Subnets": "subnet-0aaa1111,subnet-0bbb2222",
-    "SecurityGroups": "sg-0task0000,sg-0extra000",
-    "AssignPublicIp": "DISABLED",
-    "DispatchQueueArn": f"arn:aws:sqs:eu-central-1:123456789012:{STACK_NAME}-DispatchQueue-x1",
-    "DispatchDeadLetterQueueArn": f"arn:aws:sqs:eu-central-1:123456789012:{STACK_NAME}-DispatchDeadLetterQueue-x2",
-    "ExecutionRoleArn": f"arn:aws:iam::123456789012:role/{STACK_NAME}/{STACK_NAME}-TaskExecutionRole-x3",
-    "FileSystemId": "fs-0123456789abcdef0",
-    "DataBucket": f"{STACK_NAME}-databucket-x4",
-    "LogRetentionDays": "30",
-    "AlarmTopicArn": "arn:aws:sns:eu-central-1:123456789012:taskrunner-AlarmTopic-x5",
-}
-# Parameter sets the sample jobs do not cover: queue workers, a public IP, retried exit codes.
-EXTRA_JOB_PARAMETERS = {
-    "service-worker": {
-        "JobName": "resize-worker",
-        "Image": "public.ecr.aws/docker/library/python:3.13-slim",
-        "QueueMode": "service",
-        "MinTasks": "1",
-        "MaxTasks": "50",
-        "MessagesPerTask": "4",
-        "Capacity": "FARGATE_SPOT",
-        "RetryExitCodes": "3,75",
-        "MaxAttempts": "4",
-        "AssignPublicIp": "ENABLED",
-        "Environment": '{"LOG_LEVEL": "debug"}',
-    },
-    "per-message": {
-        "JobName": "transcode",
-        "Image": "public.ecr.aws/docker/library/python:3.13-slim",
-        "QueueMode": "per-message",
-        "MaxConcurrency": "8",
-        "LocalCommand": "python -c pass",
-    },
-}
+# Set by the Lambda runtime in every function's environment (and reserved: a template may not set them).
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime
+LAMBDA_RUNTIME_VARIABLES = frozenset(
+    {
+        *("_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV"),
+        *("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"),
+        *("AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME"),
+        *("AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"),
+        *("AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"),
+    }
+)
+PLATFORM = render_jobs().SAMPLE_PLATFORM
 
 
-# ------------------------------------------------------------------------------------------ helpers
-
-
-def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {k: r for k, r in template["Resources"].items() if r["Type"] == resource_type}
-
-
-def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
-    properties: dict[str, Any] = template["Resources"][logical_id].get("Properties", {})
-    return properties
-
-
-def ref_name(node: Any) -> str | None:
-    """X for ``!Ref X`` or ``!GetAtt X.<attr>``."""
-    if isinstance(node, dict) and "Ref" in node:
-        return str(node["Ref"])
-    if isinstance(node, dict) and "Fn::GetAtt" in node:
-        return str(node["Fn::GetAtt"][0])
-    return None
-
-
-def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    found = document.get("Statement", [])
-    return found if isinstance(found, list) else [found]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def is_false(value: Any) -> bool:
-    return value is False or str(value).lower() == "false"
-
-
-def is_true(value: Any) -> bool:
-    return value is True or str(value).lower() == "true"
+def platform_of(job: Evaluator, element: str) -> str:
+    """One element of the Platform list this job stack received."""
+    value: str = job.value({"Fn::Select": [LAYOUT.index(element), {"Ref": "Platform"}]})
+    return value
 
 
 def sample_jobs(root_template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        logical_id: resource["Properties"]["Parameters"]
-        for logical_id, resource in resources_of(root_template, APPLICATION).items()
-        if resource["Properties"].get("Location") == JOB_LOCATION
-    }
-
-
-class Evaluator:
-    """Evaluates the intrinsics jobs/job.yaml uses, for one set of parameter values (strings, as CloudFormation)."""
-
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
-        self.template = template
-        self.parameters = parameters
-        self.conditions: dict[str, bool] = {}
-        for name, body in template.get("Conditions", {}).items():  # a condition may name an earlier one
-            self.conditions[name] = bool(self.value(body))
-
-    def value(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [value for value in (self.value(item) for item in node) if value != NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) != 1 or not self._intrinsic(next(iter(node))):
-            return {key: self.value(item) for key, item in node.items() if self.value(item) != NO_VALUE}
-        (function, argument), *_ = node.items()
-        handlers: dict[str, Callable[[Any], Any]] = {
-            "Ref": self.ref,
-            "Fn::GetAtt": lambda arg: f"{arg[0]}.{arg[1]}-value",
-            "Fn::If": lambda arg: self.value(arg[1] if self.conditions[arg[0]] else arg[2]),
-            "Fn::Equals": lambda arg: str(self.value(arg[0])) == str(self.value(arg[1])),
-            "Fn::Not": lambda arg: not self.value(arg[0]),
-            "Fn::And": lambda arg: all(self.value(a) for a in arg),
-            "Fn::Or": lambda arg: any(self.value(a) for a in arg),
-            "Condition": lambda arg: self.conditions[arg],
-            "Fn::Join": lambda arg: arg[0].join(str(v) for v in self.value(arg[1])),
-            "Fn::Split": lambda arg: str(self.value(arg[1])).split(arg[0]),
-            "Fn::Select": lambda arg: self.value(arg[1])[int(arg[0])],
-            "Fn::Sub": self.sub,
-        }
-        return handlers[function](argument)
-
-    @staticmethod
-    def _intrinsic(key: str) -> bool:
-        return key in ("Ref", "Condition") or key.startswith("Fn::")
-
-    def ref(self, name: str) -> Any:
-        if name in PSEUDO_PARAMETERS:
-            return PSEUDO_PARAMETERS[name]
-        if name in self.parameters:
-            declared = self.template["Parameters"].get(name, {})
-            raw = self.parameters[name]
-            return raw.split(",") if declared.get("Type") == "CommaDelimitedList" else raw
-        if name in self.template["Resources"]:
-            return f"{name}-id"
-        raise KeyError(f"no value for !Ref {name}")
-
-    def sub(self, argument: Any) -> str:
-        text, variables = (argument, {}) if isinstance(argument, str) else argument
-        values = {name: self.value(node) for name, node in variables.items()}
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in values:
-                return str(values[name])
-            if "." in name:
-                return str(self.value({"Fn::GetAtt": name.split(".", 1)}))
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
-
-
-def job_parameters(job_template: dict[str, Any], passed: dict[str, Any]) -> dict[str, str]:
-    """The parameter values one job stack receives: its template's defaults, then what the root passes."""
-    values = {name: str(p["Default"]) for name, p in job_template["Parameters"].items() if "Default" in p}
-    for name, value in passed.items():
-        if not isinstance(value, dict):
-            values[name] = str(value)
-        else:  # an intrinsic: the wiring value, or (an image URI built with !Sub) a representative string
-            values[name] = WIRING_VALUES.get(name, f"123456789012.dkr.ecr.eu-central-1.amazonaws.com/{name.lower()}:1")
-    for name, value in WIRING_VALUES.items():
-        values.setdefault(name, value)
-    return values
-
-
-def parameter_sets(root_template: dict[str, Any], job_template: dict[str, Any]) -> Iterator[tuple[str, dict]]:
-    for logical_id, passed in sample_jobs(root_template).items():
-        yield logical_id, job_parameters(job_template, passed)
-    for label, passed in EXTRA_JOB_PARAMETERS.items():
-        yield label, job_parameters(job_template, passed)
-
-
-@pytest.fixture
-def job_sets(root_template: dict[str, Any], job_template: dict[str, Any]) -> dict[str, Evaluator]:
-    return {label: Evaluator(job_template, values) for label, values in parameter_sets(root_template, job_template)}
+    samples: dict[str, dict[str, Any]] = render_jobs().sample_jobs(root_template)
+    return samples
 
 
 # ------------------------------------------------------------------------------------------ S3
@@ -290,20 +144,32 @@ def test_job_volume_mounts_its_own_access_point_with_tls_and_iam(job_template: d
     assert volumes_if[2] == NO_VALUE
     assert len(volumes) == 1
     efs = volumes[0]["EFSVolumeConfiguration"]
-    assert efs["FilesystemId"] == {"Ref": "FileSystemId"}
+    assert platform_element(efs["FilesystemId"]) == "EFS file system id"
     assert efs["TransitEncryption"] == "ENABLED"
     assert efs["AuthorizationConfig"] == {"AccessPointId": {"Ref": "AccessPoint"}, "IAM": "ENABLED"}
     mounted = task["ContainerDefinitions"][0]["MountPoints"]["Fn::If"][1]
     assert [m["SourceVolume"] for m in mounted] == [volumes[0]["Name"]]
 
 
-def test_job_access_point_is_its_own_directory_as_a_non_root_user(job_template: dict[str, Any]) -> None:
+def test_job_access_point_is_its_own_directory_as_a_non_root_user(
+    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+) -> None:
     access_point = props(job_template, "AccessPoint")
+    uid = job_template["Parameters"]["PosixUid"]
 
     assert job_template["Resources"]["AccessPoint"].get("Condition") == "HasEfs"
-    assert access_point["FileSystemId"] == {"Ref": "FileSystemId"}
+    assert platform_element(access_point["FileSystemId"]) == "EFS file system id"
     assert access_point["RootDirectory"]["Path"]["Fn::Sub"].startswith("/jobs/${JobName}")
-    assert access_point["PosixUser"]["Uid"] != "0"
+    # The access point enforces the job's own uid and gid, which job.yaml refuses to be root.
+    assert access_point["PosixUser"] == {"Uid": {"Ref": "PosixUid"}, "Gid": {"Ref": "PosixUid"}}
+    assert uid["Type"] == "Number"
+    assert int(uid["MinValue"]) >= 1
+    assert int(uid["Default"]) >= 1
+    creation = access_point["RootDirectory"]["CreationInfo"]
+    assert (creation["OwnerUid"], creation["OwnerGid"]) == ({"Ref": "PosixUid"}, {"Ref": "PosixUid"})
+    for name, job in job_sets.items():
+        if job.condition("HasEfs"):
+            assert int(job.value(access_point["PosixUser"]["Uid"])) >= 1, name
 
 
 # ------------------------------------------------------------------------------------------ DynamoDB
@@ -344,13 +210,17 @@ def test_cluster_has_container_insights_and_both_fargate_capacity_providers(
     assert set(cluster["Properties"]["CapacityProviders"]) == {"FARGATE", "FARGATE_SPOT"}
 
 
-def test_worker_service_starts_empty_on_capacity_providers_with_circuit_breaker(job_template: dict[str, Any]) -> None:
+def test_worker_service_leaves_its_count_to_the_scaler_on_capacity_providers_with_circuit_breaker(
+    job_template: dict[str, Any],
+) -> None:
     resource = job_template["Resources"]["Service"]
     service = resource["Properties"]
 
     assert resource["Condition"] == "IsService"
-    # The Scaler owns the desired count; a non-zero value here would fight it on every deploy.
-    assert service["DesiredCount"] == 0
+    # The Scaler owns the desired count. Any DesiredCount here (even 0) is re-applied by every deploy that
+    # updates the service, resetting its workers; without one CloudFormation creates the service with 0 tasks
+    # (for a capacity provider strategy) and keeps the current count on updates.
+    assert "DesiredCount" not in service
     assert service["CapacityProviderStrategy"]
     assert "LaunchType" not in service, "a launch type and a capacity provider strategy are mutually exclusive"
     breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
@@ -456,11 +326,17 @@ def test_dispatcher_consumes_the_dispatch_queue_in_bounded_partial_batches(
         assert 2 <= int(concurrency) <= 1000
 
 
-def test_dispatcher_environment_satisfies_its_settings(transformed_template: dict[str, Any]) -> None:
-    required = {field.alias for field in DispatcherSettings.model_fields.values() if field.is_required()}
-    provided = set(props(transformed_template, DISPATCHER)["Environment"]["Variables"])
+@pytest.mark.parametrize("function", sorted(SETTINGS))
+def test_every_function_environment_satisfies_its_settings(root: Evaluator, function: str) -> None:
+    settings = SETTINGS[function]
+    required = {field.alias for field in settings.model_fields.values() if field.is_required()}
+    environment = root.value(props(root.template, function)["Environment"]["Variables"])
 
-    assert required <= provided
+    # What the runtime sets is not the template's to provide (Lambda refuses a template that sets it).
+    assert required - LAMBDA_RUNTIME_VARIABLES <= set(environment), function
+    assert set(environment) & LAMBDA_RUNTIME_VARIABLES == set(), function
+    # The values the stack gives resolve to settings the handler accepts (an ARN where it wants one ...).
+    settings.from_env({**{k: str(v) for k, v in environment.items()}, "AWS_REGION": REGION})
 
 
 def test_every_handler_resolves_to_a_callable(transformed_template: dict[str, Any]) -> None:
@@ -505,21 +381,23 @@ def test_job_containers_log_to_the_jobs_own_group(job_template: dict[str, Any]) 
 def test_tasks_get_no_public_ip_by_default(
     transformed_template: dict[str, Any], root_template: dict[str, Any], job_template: dict[str, Any]
 ) -> None:
-    job_parameter = job_template["Parameters"]["AssignPublicIp"]
+    # A public IP is the platform's choice alone: jobs take it from the Platform list and cannot set their own.
+    network = props(job_template, "Service")["NetworkConfiguration"]["AwsvpcConfiguration"]
 
     assert transformed_template["Parameters"]["AssignPublicIp"]["Default"] == "DISABLED"
-    assert job_parameter.get("Default", "DISABLED") == "DISABLED"
+    assert "AssignPublicIp" not in job_template["Parameters"]
     for logical_id, passed in sample_jobs(root_template).items():
-        assert passed["AssignPublicIp"] == {"Ref": "AssignPublicIp"}, logical_id
-    network = props(job_template, "Service")["NetworkConfiguration"]["AwsvpcConfiguration"]
-    assert network["AssignPublicIp"] == {"Ref": "AssignPublicIp"}
+        assert "AssignPublicIp" not in passed, logical_id
+    assert platform_element(network["AssignPublicIp"]) == "AssignPublicIp"
+    assert platform_element(network["Subnets"]["Fn::Split"][1]) == "task subnets (;)"
+    assert platform_element(network["SecurityGroups"]["Fn::Split"][1]) == "task security groups (;)"
 
 
 # ------------------------------------------------------------------------------------------ job triggers
 
 
 def test_schedule_input_carries_the_scheduled_time_and_the_job(job_sets: dict[str, Evaluator]) -> None:
-    target = job_sets["ReportJob"].template["Resources"]["Schedule"]["Properties"]["Target"]
+    target = job_sets["nightly-report"].template["Resources"]["Schedule"]["Properties"]["Target"]
 
     assert "<aws.scheduler.scheduled-time>" in target["Input"]["Fn::Sub"]
     for label, job in job_sets.items():
@@ -528,13 +406,28 @@ def test_schedule_input_carries_the_scheduled_time_and_the_job(job_sets: dict[st
         assert message["scheduled_at"] == "<aws.scheduler.scheduled-time>", label
 
 
-def test_schedules_are_exact_and_retry_until_their_deadline(job_template: dict[str, Any]) -> None:
+def test_schedules_are_exact_and_retry_until_their_deadline(
+    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+) -> None:
     schedule = props(job_template, "Schedule")
+    retry = schedule["Target"]["RetryPolicy"]
 
     assert job_template["Resources"]["Schedule"]["Condition"] == "HasSchedule"
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
-    assert schedule["Target"]["RoleArn"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    # In the stack's own group, delivered with the platform's job scheduler role (which trusts only that group).
+    assert platform_element(schedule["Target"]["RoleArn"]) == "job scheduler role ARN"
+    assert platform_element(schedule["GroupName"]) == "schedule group"
+    assert schedule["Name"] == {"Fn::Sub": "job.${JobName}"}
+    assert retry["MaximumEventAgeInSeconds"] == {
+        "Fn::If": ["HasStartingDeadline", {"Ref": "StartingDeadlineSeconds"}, 86400]
+    }
+    for name, job in job_sets.items():
+        if job.condition("HasSchedule"):
+            age = int(job.value(retry["MaximumEventAgeInSeconds"]))
+            deadline = int(job.parameters["StartingDeadlineSeconds"])
+            assert age == (deadline or 86400), name
+            assert 60 <= age <= 86400, f"{name}: EventBridge Scheduler accepts a maximum event age of 60-86400 s"
 
 
 def test_upload_rule_matches_object_created_under_the_jobs_prefix_and_suffix(job_template: dict[str, Any]) -> None:
@@ -544,7 +437,8 @@ def test_upload_rule_matches_object_created_under_the_jobs_prefix_and_suffix(job
     assert rule["Condition"] == "HasS3Trigger"
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
-    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "DataBucket"}]
+    (bucket,) = pattern["detail"]["bucket"]["name"]
+    assert platform_element(bucket) == "data bucket"
     (key_filter,) = pattern["detail"]["object"]["key"]
     assert key_filter == {"wildcard": {"Fn::Sub": "${S3Prefix}*${S3Suffix}"}}
 
@@ -573,8 +467,8 @@ def test_every_trigger_targets_the_dispatch_queue_with_a_dead_letter_queue(job_t
 
     assert {logical_id for logical_id, _ in targets} >= {"Schedule", "UploadRule", "PatternRule"}
     for logical_id, target in targets:
-        assert target["Arn"] == {"Ref": "DispatchQueueArn"}, logical_id
-        assert target["DeadLetterConfig"] == {"Arn": {"Ref": "DispatchDeadLetterQueueArn"}}, logical_id
+        assert platform_element(target["Arn"]) == "dispatch queue ARN", logical_id
+        assert platform_element(target["DeadLetterConfig"]["Arn"]) == "dispatch DLQ ARN", logical_id
         assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, logical_id
 
 
@@ -593,32 +487,31 @@ def test_rule_inputs_are_json_once_eventbridge_fills_them(job_sets: dict[str, Ev
             assert message == {"job": job.parameters["JobName"], "trigger": trigger, "event": {"detail": {}}}, label
 
 
-def test_rule_names_are_admitted_by_the_dispatch_queue_policy(
-    transformed_template: dict[str, Any], job_sets: dict[str, Evaluator]
-) -> None:
+def test_rule_names_are_admitted_by_the_dispatch_queue_policy(root: Evaluator, job_sets: dict[str, Evaluator]) -> None:
     # EventBridge delivers to the queue and its DLQ only as the queue policy allows: by rule ARN.
-    policy = props(transformed_template, "DispatchQueuePolicy")
-    allowed = [
-        s["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
-        for s in statements(policy["PolicyDocument"])
-        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}
-    ]
-    stack_pseudo = {**PSEUDO_PARAMETERS, "AWS::StackName": STACK_NAME}
-    patterns = [re.sub(r"\$\{([^}]+)\}", lambda m: stack_pseudo[m.group(1)], arn) for arn in allowed]
+    policy = root.value(props(root.template, "DispatchQueuePolicy")["PolicyDocument"])["Statement"]
+    queues = [root.attribute("DispatchQueue", "Arn"), root.attribute("DispatchDeadLetterQueue", "Arn")]
+    checked = 0
 
-    assert patterns
     for label, job in job_sets.items():
         for rule_id in ("UploadRule", "PatternRule"):
-            name = job.value(job.template["Resources"][rule_id]["Properties"]["Name"])
-            arn = f"arn:aws:events:{stack_pseudo['AWS::Region']}:{stack_pseudo['AWS::AccountId']}:rule/{name}"
-            assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns), f"{label}: {arn}"
+            if not job.condition(job.template["Resources"][rule_id]["Condition"]):
+                continue
+            arn = job.attribute(rule_id, "Arn")
+            context = {"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT}
+            for queue in queues:
+                request = Request("sqs:SendMessage", queue, service="events.amazonaws.com", context=context)
+                assert allowed(policy, request), f"{label}: {arn} may not send to {queue}"
+            checked += 1
+
+    assert checked >= 3
 
 
 # ------------------------------------------------------------------------------------------ registry entry
 
 
 def test_registry_entry_is_a_valid_job_spec_for_every_parameter_set(job_sets: dict[str, Evaluator]) -> None:
-    value = job_sets["ReportJob"].template["Resources"]["RegistryEntry"]["Properties"]["Value"]
+    value = job_sets["nightly-report"].template["Resources"]["RegistryEntry"]["Properties"]["Value"]
 
     assert "Fn::Sub" in value
     for label, job in job_sets.items():
@@ -636,14 +529,17 @@ def test_registry_entry_is_a_valid_job_spec_for_every_parameter_set(job_sets: di
             spec.container
             == job.template["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Name"]
         )
-        assert spec.cluster == parameters["ClusterArn"], label
-        assert spec.subnets == parameters["Subnets"].split(","), label
-        assert spec.assign_public_ip is (parameters["AssignPublicIp"] == "ENABLED"), label
+        assert spec.cluster == platform_of(job, "cluster ARN"), label
+        assert spec.subnets == platform_of(job, "task subnets (;)").split(";"), label
+        assert spec.security_groups == platform_of(job, "task security groups (;)").split(";"), label
+        assert spec.assign_public_ip is (platform_of(job, "AssignPublicIp") == "ENABLED"), label
         assert spec.capacity.value == parameters["Capacity"], label
         assert spec.s3_prefix == parameters["S3Prefix"], label
-        assert spec.s3_bucket == (parameters["DataBucket"] if parameters["S3Prefix"] else None), label
+        assert spec.s3_bucket == (platform_of(job, "data bucket") if parameters["S3Prefix"] else None), label
         assert spec.event_pattern == (json.loads(parameters["EventPattern"]) if parameters["EventPattern"] else None)
         assert spec.environment == json.loads(parameters["Environment"]), label
+        assert spec.secrets == sorted(json.loads(parameters["Secrets"])), label
+        assert spec.allowed_env_overrides == [v for v in parameters["AllowedEnvOverrides"].split(",") if v], label
         assert spec.queue_mode.value == parameters["QueueMode"], label
         assert (spec.queue_url is not None) is (spec.queue_mode is not QueueMode.NONE), label
         assert spec.retry.max_attempts == int(parameters["MaxAttempts"]), label
@@ -654,7 +550,8 @@ def test_registry_entry_lives_where_the_functions_read_it(
     transformed_template: dict[str, Any], job_sets: dict[str, Evaluator]
 ) -> None:
     prefix = props(transformed_template, DISPATCHER)["Environment"]["Variables"]["REGISTRY_PREFIX"]["Fn::Sub"]
-    expected = prefix.replace("${AWS::StackName}", STACK_NAME)
+    # A job's StackPrefix (Platform element 0) is the root stack's name.
+    expected = prefix.replace("${AWS::StackName}", PLATFORM["stack name"])
 
     for label, job in job_sets.items():
         name = job.value(job.template["Resources"]["RegistryEntry"]["Properties"]["Name"])
@@ -675,16 +572,17 @@ def test_template_declares_a_scheduled_an_upload_and_an_event_job(root_template:
 
 
 def test_every_job_passes_identical_platform_wiring(root_template: dict[str, Any], job_template: dict) -> None:
-    # Wiring is every parameter the job template cannot default, besides the job's own name and image.
-    # (AlarmTopicArn defaults to "no alarm" for stacks outside this platform, but the platform always passes it.)
+    # Wiring is every parameter the job template cannot default, besides the job's own name and image: one
+    # Platform list, resolved by CloudFormation from the root stack's PlatformParameter (an SSM StringList).
     wiring = {name for name, p in job_template["Parameters"].items() if "Default" not in p} - {"JobName", "Image"}
-    wiring |= {"AlarmTopicArn"}
-    samples = sample_jobs(root_template)
+    platform = job_template["Parameters"]["Platform"]
 
-    assert wiring == set(WIRING_VALUES), "new wiring parameter: give it a representative value in WIRING_VALUES"
-    first = next(iter(samples.values()))
-    for logical_id, passed in samples.items():
-        assert {k: passed[k] for k in wiring if k in passed} == {k: first[k] for k in wiring}, logical_id
+    assert wiring == {"Platform"}
+    assert platform["Type"] == "AWS::SSM::Parameter::Value<List<String>>"
+    assert root_template["Resources"]["PlatformParameter"]["Type"] == "AWS::SSM::Parameter"
+    assert root_template["Resources"]["PlatformParameter"]["Properties"]["Type"] == "StringList"
+    for logical_id, passed in sample_jobs(root_template).items():
+        assert passed["Platform"] == {"Ref": "PlatformParameter"}, logical_id
 
 
 def test_every_job_passes_only_parameters_the_job_template_declares(
@@ -698,19 +596,21 @@ def test_every_job_passes_only_parameters_the_job_template_declares(
         assert required <= set(passed), f"{logical_id} misses {required - set(passed)}"
 
 
-def test_sample_jobs_satisfy_the_job_templates_parameter_constraints(
-    root_template: dict[str, Any], job_template: dict[str, Any]
+def test_every_job_parameter_set_satisfies_the_job_templates_parameter_constraints(
+    job_template: dict[str, Any], job_parameter_sets: dict[str, dict[str, Any]]
 ) -> None:
-    for logical_id, passed in sample_jobs(root_template).items():
+    # The sample jobs, the rendered synthetic job and the tests' own sets are all jobs CloudFormation would accept.
+    for label, passed in job_parameter_sets.items():
         for name, value in passed.items():
-            if isinstance(value, dict):
-                continue
             declared = job_template["Parameters"][name]
             if "AllowedValues" in declared:
-                assert str(value) in [str(v) for v in declared["AllowedValues"]], f"{logical_id}.{name}"
+                assert str(value) in [str(v) for v in declared["AllowedValues"]], f"{label}.{name}"
             if "AllowedPattern" in declared:
-                assert re.fullmatch(declared["AllowedPattern"], str(value)), f"{logical_id}.{name}"
+                # A list's pattern applies to each of its values.
+                values = str(value).split(",") if declared["Type"] == "CommaDelimitedList" else [str(value)]
+                for item in values:
+                    assert re.fullmatch(declared["AllowedPattern"], item), f"{label}.{name}: {item!r}"
             if "MinValue" in declared:
-                assert float(value) >= float(declared["MinValue"]), f"{logical_id}.{name}"
+                assert float(value) >= float(declared["MinValue"]), f"{label}.{name}"
             if "MaxValue" in declared:
-                assert float(value) <= float(declared["MaxValue"]), f"{logical_id}.{name}"
+                assert float(value) <= float(declared["MaxValue"]), f"{label}.{name}"

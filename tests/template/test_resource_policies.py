@@ -1,0 +1,373 @@
+"""Resource policies, resolved and asked: who may send to, consume from, publish to, decrypt with or mount.
+
+Each policy is resolved for the stack (tests.template.evaluate) and requests are decided with IAM's evaluation
+rules (tests.template.simulate): a request names its principal's real ARN, its source ARN and whether it came
+over TLS. moto's CloudFormation drops every one of these policies, so nothing else checks them before AWS does.
+
+Sibling stacks matter: `taskrunner` and `taskrunner-dev` live in one account (samconfig.toml). Names of the
+stack's rules, alarms and schedules start with '<stack>.' or '<stack>/', and stack names cannot contain '.', so
+a pattern 'rule/taskrunner.*' admits no rule of taskrunner-dev.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.template.conftest import TRANSFORM_PARAMETERS
+from tests.template.evaluate import ACCOUNT, REGION, Evaluator
+from tests.template.simulate import Request, allowed
+from tests.template.walk import as_list, props, resources_of
+
+OTHER_ACCOUNT = "210987654321"
+EVENTS = "events.amazonaws.com"
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+OPERATORS = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Operators_*"
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Operators_0123abcd"
+ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"  # any other principal of the account, whatever its own policy allows
+
+
+def policy_of(stack: Evaluator, logical_id: str, key: str = "PolicyDocument") -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = stack.value(props(stack.template, logical_id)[key])["Statement"]
+    return statements
+
+
+def rule_arn(name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:events:{REGION}:{account}:rule/{name}"
+
+
+def from_rule(name: str, account: str = ACCOUNT) -> dict[str, str]:
+    return {"aws:SourceArn": rule_arn(name, account), "aws:SourceAccount": account}
+
+
+@pytest.fixture(params=["no operators", "operators"])
+def stack(request: pytest.FixtureRequest, transformed_template: dict[str, Any]) -> Evaluator:
+    """The root stack resolved without and with OperatorPrincipalArns (a wildcard entry and an exact one)."""
+    operators = {"no operators": "", "operators": f"{OPERATORS},{ONCALL}"}[request.param]
+    return Evaluator(transformed_template, TRANSFORM_PARAMETERS | {"OperatorPrincipalArns": operators})
+
+
+# ------------------------------------------------------------------------------------------ the simulator itself
+
+
+def test_simulator_applies_iams_rules_to_the_forms_these_policies_use() -> None:
+    # The policies below rely on these rules; a simulator that got one wrong would pass them all.
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"
+    role = f"arn:aws:iam::{ACCOUNT}:role/path/r"
+    deny_unless = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:SendMessage",
+        "Resource": queue,
+        # Two keys in one operator: denied only when both fail to match.
+        "Condition": {"ArnNotLike": {"aws:SourceArn": rule_arn("s.*"), "aws:PrincipalArn": [role, "arn:x"]}},
+    }
+    allow_events = {
+        "Effect": "Allow",
+        "Principal": {"Service": EVENTS},
+        "Action": "sqs:SendMessage",
+        "Resource": queue,
+        "Condition": {"ArnLike": {"aws:SourceArn": rule_arn("s.*")}},
+    }
+    policy = [deny_unless, allow_events]
+
+    assert allowed(policy, Request("sqs:SendMessage", queue, principal=role))  # no SourceArn: only the role counts
+    assert not allowed(policy, Request("sqs:SendMessage", queue, principal=f"arn:aws:iam::{ACCOUNT}:role/path/r2"))
+    assert allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s.job.s3")))
+    # ArnLike compares the resource part as a whole: '*' crosses '/' (a rule on a bus named 's.x' would match).
+    assert allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s.x/rule")))
+    assert not allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s-dev.job.s3")))
+    assert not allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS))  # a service needs an Allow
+    assert not allowed(policy, Request("sqs:SendMessage", queue, principal=role, identity_allows=False))
+    assert not allowed([], Request("sqs:SendMessage", queue, principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/r"))
+    null_deny = {"Effect": "Deny", "Principal": "*", "Action": "*", "Condition": {"Null": {"k": "true"}}}
+    assert not allowed([null_deny], Request("sqs:SendMessage", queue, principal=role))
+    assert allowed([null_deny], Request("sqs:SendMessage", queue, principal=role, context={"k": "v"}))
+
+
+# ------------------------------------------------------------------------------------------ the dispatch queue
+
+
+def test_dispatch_queue_policy_is_exactly_its_statements(stack: Evaluator) -> None:
+    policy = policy_of(stack, "DispatchQueuePolicy")
+    queues = [stack.attribute("DispatchQueue", "Arn"), stack.attribute("DispatchDeadLetterQueue", "Arn")]
+    by_sid = {s["Sid"]: s for s in policy}
+    operators = [v for v in stack.parameters["OperatorPrincipalArns"].split(",") if v]
+    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
+    own_rules = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{stack.stack_name}.*"
+
+    assert props(stack.template, "DispatchQueuePolicy")["Queues"] == [
+        {"Ref": "DispatchQueue"},
+        {"Ref": "DispatchDeadLetterQueue"},
+    ]
+    assert set(by_sid) == {
+        "JobRulesOfThisStack",
+        "OnlyTheStacksSenders",
+        "OnlyTheStacksDeadLetters",
+        "OnlyTheDispatcherConsumes",
+        "DenyWithoutTls",
+    }
+    # The one Allow: EventBridge, for this account's rules named '<stack>.…', to both queues.
+    assert [s["Sid"] for s in policy if s["Effect"] == "Allow"] == ["JobRulesOfThisStack"]
+    assert by_sid["JobRulesOfThisStack"]["Principal"] == {"Service": EVENTS}
+    assert by_sid["JobRulesOfThisStack"]["Resource"] == queues
+    assert by_sid["JobRulesOfThisStack"]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": own_rules},
+    }
+    # The senders, named exactly: besides those rules, the job scheduler role, the Tracker (retries), operators.
+    senders = by_sid["OnlyTheStacksSenders"]["Condition"]["ArnNotLike"]
+    assert senders["aws:SourceArn"] == own_rules
+    assert sorted(senders["aws:PrincipalArn"]) == sorted(
+        [role["DispatchSchedulerRole"], role["TrackerFunctionRole"], *operators]
+    )
+    dead_letterers = by_sid["OnlyTheStacksDeadLetters"]["Condition"]["ArnNotLike"]
+    assert dead_letterers["aws:SourceArn"] == own_rules
+    assert sorted(dead_letterers["aws:PrincipalArn"]) == sorted(
+        [role["DispatchSchedulerRole"], role["DispatchFunctionRole"], role["PlatformSchedulesRole"]]
+    )
+    assert by_sid["OnlyTheDispatcherConsumes"]["Condition"] == {
+        "ArnNotLike": {"aws:PrincipalArn": role["DispatchFunctionRole"]}
+    }
+    assert by_sid["DenyWithoutTls"]["Resource"] == queues
+
+
+def test_only_the_stacks_senders_may_send_to_the_dispatch_queue(stack: Evaluator) -> None:
+    policy = policy_of(stack, "DispatchQueuePolicy")
+    queue = stack.attribute("DispatchQueue", "Arn")
+    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
+    with_operators = bool(stack.parameters["OperatorPrincipalArns"])
+
+    def send(**request: Any) -> bool:
+        return allowed(policy, Request("sqs:SendMessage", queue, **request))
+
+    # The stack's rules (every job rule is '<stack>.<job>.<kind>').
+    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3"))
+    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.order-audit.event"))
+    # Not a sibling stack's rules, nor a rule of another account, nor a rule that does not say where it is from.
+    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}-dev.nightly-report.s3"))
+    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}X.nightly-report.s3"))
+    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3", OTHER_ACCOUNT))
+    assert not send(service=EVENTS)
+    # Schedules (job ticks and late retries) and the Tracker's retries.
+    assert send(principal=role["DispatchSchedulerRole"])
+    assert send(principal=role["TrackerFunctionRole"])
+    assert not send(principal=role["TrackerFunctionRole"], secure=False)
+    # No other role of the stack, and no other principal of the account, whatever its own IAM policy says.
+    for other in ("DispatchFunctionRole", "ScalerFunctionRole", "PlatformSchedulesRole"):
+        assert not send(principal=role[other]), other
+    assert not send(principal=ADMIN)
+    assert not send(principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/oncall")
+    # Operators exactly as listed (a wildcard entry, an exact one), and only when listed.
+    assert send(principal=OPERATOR) is with_operators
+    assert send(principal=ONCALL) is with_operators
+    assert not send(principal=f"arn:aws:iam::{ACCOUNT}:role/oncall-extended")
+
+
+def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Evaluator) -> None:
+    policy = policy_of(stack, "DispatchQueuePolicy")
+    dlq = stack.attribute("DispatchDeadLetterQueue", "Arn")
+    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
+
+    def send(**request: Any) -> bool:
+        return allowed(policy, Request("sqs:SendMessage", dlq, **request))
+
+    # The rules' and schedules' dead letters, and the Dispatcher's permanent failures.
+    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.thumbnails.s3"))
+    for sender in ("DispatchSchedulerRole", "PlatformSchedulesRole", "DispatchFunctionRole"):
+        assert send(principal=role[sender]), sender
+    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}-dev.thumbnails.s3"))
+    for other in ("TrackerFunctionRole", "ScalerFunctionRole"):
+        assert not send(principal=role[other]), other
+    # Operators start runs on the dispatch queue; they have no reason to forge a dead letter.
+    assert not send(principal=OPERATOR)
+    assert not send(principal=ADMIN)
+
+
+def test_only_the_dispatcher_consumes_the_dispatch_queue(stack: Evaluator) -> None:
+    policy = policy_of(stack, "DispatchQueuePolicy")
+    queue = stack.attribute("DispatchQueue", "Arn")
+    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
+
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
+        assert allowed(policy, Request(action, queue, principal=role["DispatchFunctionRole"])), action
+        assert not allowed(policy, Request(action, queue, principal=role["DispatchFunctionRole"], secure=False))
+        for other in ("TrackerFunctionRole", "ScalerFunctionRole", "DispatchSchedulerRole"):
+            assert not allowed(policy, Request(action, queue, principal=role[other])), f"{other}: {action}"
+        assert not allowed(policy, Request(action, queue, principal=ADMIN)), action
+        assert not allowed(policy, Request(action, queue, principal=OPERATOR)), action
+
+
+# ------------------------------------------------------------------------------------------ the tracker queue
+
+
+def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consumes(root: Evaluator) -> None:
+    # A forged state change could mark a run SUCCEEDED: only the stack's own task-state rule may send.
+    policy = policy_of(root, "TrackerQueuePolicy")
+    queue, dlq = root.attribute("TrackerQueue", "Arn"), root.attribute("TrackerDeadLetterQueue", "Arn")
+    role = {name: root.attribute(name, "Arn") for name in resources_of(root.template, "AWS::IAM::Role")}
+    state_rule = root.attribute("TaskStateChangeRule", "Arn")
+    by_sid = {s["Sid"]: s for s in policy}
+
+    def may(action: str, resource: str, **request: Any) -> bool:
+        return allowed(policy, Request(action, resource, **request))
+
+    assert set(by_sid) == {
+        "TaskStateChangesOfThisCluster",
+        "OnlyTheStateChangeRule",
+        "OnlyTheStacksDeadLetters",
+        "OnlyTheTrackerConsumes",
+        "DenyWithoutTls",
+    }
+    assert [s["Sid"] for s in policy if s["Effect"] == "Allow"] == ["TaskStateChangesOfThisCluster"]
+    # The exact rule ARN, not a name pattern.
+    assert by_sid["TaskStateChangesOfThisCluster"]["Condition"] == {"ArnEquals": {"aws:SourceArn": state_rule}}
+    for resource in (queue, dlq):
+        assert may("sqs:SendMessage", resource, service=EVENTS, context={"aws:SourceArn": state_rule}), resource
+    assert not may("sqs:SendMessage", queue, service=EVENTS, context=from_rule(f"{root.stack_name}.thumbnails.s3"))
+    assert not may("sqs:SendMessage", queue, service=EVENTS, context=from_rule(f"{root.stack_name}-dev.task-state"))
+    assert not may("sqs:SendMessage", queue, service=EVENTS, context={"aws:SourceArn": state_rule}, secure=False)
+    for sender in (ADMIN, OPERATOR, role["TrackerFunctionRole"], role["DispatchFunctionRole"]):
+        assert not may("sqs:SendMessage", queue, principal=sender), sender
+    # The Tracker dead-letters what it cannot track; nothing else may put a message there.
+    assert may("sqs:SendMessage", dlq, principal=role["TrackerFunctionRole"])
+    for sender in (ADMIN, role["DispatchFunctionRole"], role["ScalerFunctionRole"]):
+        assert not may("sqs:SendMessage", dlq, principal=sender), sender
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
+        assert may(action, queue, principal=role["TrackerFunctionRole"]), action
+        for other in (ADMIN, role["DispatchFunctionRole"], role["ScalerFunctionRole"]):
+            assert not may(action, queue, principal=other), f"{other}: {action}"
+
+
+def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(root: Evaluator) -> None:
+    rule = root.value(props(root.template, "TaskStateChangeRule"))
+
+    assert rule["Name"] == f"{root.stack_name}.task-state"
+    assert rule["EventPattern"]["detail"]["clusterArn"] == [root.attribute("Cluster", "Arn")]
+    assert rule["EventPattern"]["account"] == [ACCOUNT]
+    assert [t["Arn"] for t in rule["Targets"]] == [root.attribute("TrackerQueue", "Arn")]
+
+
+# ------------------------------------------------------------------------------------------ alarms: key and topic
+
+
+def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root: Evaluator) -> None:
+    # CloudWatch alarms cannot publish to a topic encrypted with alias/aws/sns (its key policy cannot admit
+    # cloudwatch.amazonaws.com): the topic's key is a customer managed key of the stack.
+    topic = props(root.template, "AlarmTopic")
+    key = root.value(props(root.template, "AlarmTopicKey"))
+    key_arn = root.attribute("AlarmTopicKey", "Arn")
+    policy = key["KeyPolicy"]["Statement"]
+
+    def may(action: str, **request: Any) -> bool:
+        return allowed(policy, Request(action, key_arn, **request))
+
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    assert key["EnableKeyRotation"] is True
+    # In a key policy "Resource" is the key itself: "*" is the only form KMS accepts.
+    assert [s["Resource"] for s in policy] == ["*"] * len(policy)
+    principals = [s["Principal"] for s in policy]
+    assert principals == [{"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, {"Service": CLOUDWATCH}]
+    from_this_account = {"aws:SourceAccount": ACCOUNT}
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert may(action, service=CLOUDWATCH, context=from_this_account), action
+        assert not may(action, service=CLOUDWATCH, context={"aws:SourceAccount": OTHER_ACCOUNT}), action
+        assert not may(action, service=CLOUDWATCH), action
+    for action in ("kms:Encrypt", "kms:CreateGrant", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"):
+        assert not may(action, service=CLOUDWATCH, context=from_this_account), action
+    # The account statement delegates to IAM: a principal may use the key exactly as its own policy allows.
+    assert may("kms:Decrypt", principal=ADMIN, identity_allows=True)
+    assert not may("kms:Decrypt", principal=ADMIN, identity_allows=False)
+    assert not may("kms:Decrypt", principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/admin")
+
+
+def test_only_the_stacks_alarms_publish_to_the_alarm_topic_over_tls(root: Evaluator) -> None:
+    policy = policy_of(root, "AlarmTopicPolicy")
+    topic = root.attribute("AlarmTopic", "Arn")
+
+    def publish(alarm: str, account: str = ACCOUNT, **request: Any) -> bool:
+        arn = f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{alarm}"
+        context = {"aws:SourceArn": arn, "aws:SourceAccount": account}
+        return allowed(policy, Request("sns:Publish", topic, service=CLOUDWATCH, context=context, **request))
+
+    assert props(root.template, "AlarmTopicPolicy")["Topics"] == [{"Ref": "AlarmTopic"}]
+    assert publish(f"{root.stack_name}.runs-failed")
+    assert publish(f"{root.stack_name}.image-worker.work-dlq")
+    assert not publish(f"{root.stack_name}-dev.runs-failed")
+    assert not publish("runs-failed")
+    assert not publish(f"{root.stack_name}.runs-failed", account=OTHER_ACCOUNT)
+    assert not publish(f"{root.stack_name}.runs-failed", secure=False)
+    assert not allowed(policy, Request("sns:Publish", topic, principal=ADMIN, secure=False))
+
+
+# ------------------------------------------------------------------------------------------ EFS
+
+
+def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_root(root: Evaluator) -> None:
+    policy = policy_of(root, "FileSystem", "FileSystemPolicy")
+    file_system = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{root.resource_ref('FileSystem')}"
+    access_point = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0123456789abcdef0"
+    task_role = f"arn:aws:iam::{ACCOUNT}:role/{root.stack_name}/jobs/{root.stack_name}-ReportJob-TaskRole-X"
+    through_access_point = {
+        "elasticfilesystem:AccessPointArn": access_point,
+        "elasticfilesystem:AccessedViaMountTarget": "true",
+    }
+    direct = {"elasticfilesystem:AccessedViaMountTarget": "true"}
+
+    def may(action: str, context: dict[str, str], **request: Any) -> bool:
+        request = {"principal": task_role} | request
+        return allowed(policy, Request(action, file_system, context=context, **request))
+
+    for action in ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"):
+        assert may(action, through_access_point), action
+        # A mount without an access point would see every job's folder, as any uid it claims.
+        assert not may(action, direct), action
+        assert not may(action, through_access_point, secure=False), action
+        # Only principals whose own policy allows it (each task role allows its own access point).
+        assert not may(action, through_access_point, identity_allows=False), action
+        assert not may(action, through_access_point, principal=None), f"{action}: anonymous"
+    assert not may("elasticfilesystem:ClientRootAccess", through_access_point)
+    assert not may("elasticfilesystem:ClientRootAccess", direct)
+
+
+# ------------------------------------------------------------------------------------------ the job's work queue
+
+
+def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_sets: dict[str, Evaluator]) -> None:
+    checked = {"named producers": 0, "this account": 0}
+    for name, job in job_sets.items():
+        if not job.condition("HasWorkQueue"):
+            continue
+        policy = policy_of(job, "WorkQueuePolicy")
+        queue, dlq = job.attribute("WorkQueue", "Arn"), job.attribute("WorkDeadLetterQueue", "Arn")
+        producers = [p for p in job.parameters["WorkQueueProducers"].split(",") if p]
+
+        def send(principal: str, secure: bool = True, resource: str = queue, policy: list[Any] = policy) -> bool:
+            return allowed(policy, Request("sqs:SendMessage", resource, principal=principal, secure=secure))
+
+        assert props(job.template, "WorkQueuePolicy")["Queues"] == [
+            {"Ref": "WorkQueue"},
+            {"Ref": "WorkDeadLetterQueue"},
+        ]
+        tls = [s for s in policy if s["Sid"] == "DenyWithoutTls"]
+        assert [as_list(s["Resource"]) for s in tls] == [[queue, dlq]], name
+        assert [s for s in policy if s["Effect"] == "Allow"] == [], f"{name}: a queue policy need not allow anyone"
+        assert not send(f"arn:aws:iam::{OTHER_ACCOUNT}:role/producer"), name
+        assert not allowed(policy, Request("sqs:SendMessage", queue, service="sns.amazonaws.com")), name
+        if producers:
+            checked["named producers"] += 1
+            assert send(producers[0].replace("*", "ingest")), name
+            assert not send(ADMIN), name
+            assert not send(producers[0].replace("*", "ingest"), secure=False), name
+        else:
+            checked["this account"] += 1
+            assert send(ADMIN), name
+            assert not send(ADMIN, secure=False), name
+        # The job's own workers consume it (their task role allows exactly that queue).
+        task_role = job.attribute("TaskRole", "Arn")
+        assert allowed(policy, Request("sqs:ReceiveMessage", queue, principal=task_role)), name
+
+    assert checked["named producers"] >= 1
+    assert checked["this account"] >= 1
