@@ -74,7 +74,10 @@ def test_a_task_state_change_sent_to_the_dispatcher_is_permanent():
     others = [data for data in others if data.get("source") in NOT_FOR_THE_DISPATCHER]
     assert others
     for data in others:
-        with pytest.raises(PermanentError, match=r"no job matches an EventBridge event \(source 'aws\.ecs', detail-type 'ECS Task State Change'\)"):
+        with pytest.raises(
+            PermanentError,
+            match=r"no job matches an EventBridge event \(source 'aws\.ecs', detail-type 'ECS Task State Change'\)",
+        ):
             requests_from(data, registry().all)
 
 
@@ -205,7 +208,9 @@ def test_bare_event_with_epoch_time_is_accepted():
     ids=["custom", "s3-prefix", "s3-bucket"],
 )
 def test_bare_event_matching_no_job_is_permanent_with_a_reason(event):
-    with pytest.raises(PermanentError, match=r"no job matches an EventBridge event \(source '[\w.]+', detail-type '[\w ]+'\)"):
+    with pytest.raises(
+        PermanentError, match=r"no job matches an EventBridge event \(source '[\w.]+', detail-type '[\w ]+'\)"
+    ):
         requests_from(event, registry().all)
 
 
