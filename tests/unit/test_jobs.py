@@ -212,7 +212,7 @@ def test_bad_names_are_rejected_with_the_rule(name):
 
 
 def test_min_tasks_above_max_tasks_is_rejected():
-    with pytest.raises(InvalidJobSpec, match=r"min_tasks \(7\) exceeds max_tasks \(3\)"):
+    with pytest.raises(InvalidJobSpec, match=r"min_tasks \(7\) must not exceed max_tasks \(3\)"):
         JobSpec.parse(spec_dict(scaling={"min_tasks": 7, "max_tasks": 3}))
 
 

@@ -387,3 +387,15 @@ def test_per_message_launches_per_batch_and_remembers_unlisted_launches() -> Non
         spec,
     )
     assert third.launch == 3
+
+
+def test_one_model_of_a_jobs_scaling_settings() -> None:
+    """The registry's scaling settings and decide()'s spec are one model: same defaults, same bounds."""
+    from taskrunner.domain.jobs import JobSpec
+    from taskrunner.domain.scaling import ScalingParams
+
+    assert JobSpec.model_fields["scaling"].annotation is ScalingParams
+    assert issubclass(ScalingSpec, ScalingParams)
+    for name, field in ScalingParams.model_fields.items():
+        assert ScalingSpec.model_fields[name].default == field.default, name
+        assert ScalingSpec.model_fields[name].metadata == field.metadata, name

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt,
 
 from taskrunner.domain.overrides import allowable, override_problems
 from taskrunner.domain.patterns import validate_pattern
+from taskrunner.domain.scaling import ScalingParams
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -78,24 +79,6 @@ class RetryPolicy(BaseModel):
     retry_start_failures: bool = True
     #: Application exit codes that retry; empty means an application failure never retries.
     retry_exit_codes: IntList = Field(default_factory=list)
-
-
-class ScalingParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    min_tasks: int = Field(default=0, ge=0)
-    max_tasks: int = Field(default=10, ge=1, le=5000)
-    acceptable_latency_s: float = Field(default=300, gt=0)
-    msg_processing_s: float = Field(default=30, gt=0)
-    messages_per_task: int = Field(default=1, ge=1, le=10)
-    scale_in_window_s: float = Field(default=300, ge=0)
-    idle_before_zero_s: float = Field(default=120, ge=0)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ScalingParams:
-        if self.min_tasks > self.max_tasks:
-            raise ValueError(f"min_tasks ({self.min_tasks}) exceeds max_tasks ({self.max_tasks})")
-        return self
 
 
 class JobSpec(BaseModel):

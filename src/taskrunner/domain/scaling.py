@@ -47,20 +47,41 @@ from __future__ import annotations
 import math
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _EPS = 1e-9
 
 
-class ScalingSpec(BaseModel, frozen=True):
-    mode: Literal["service", "per-message"]
+class ScalingParams(BaseModel):
+    """A queue job's scaling settings, as its block in template.yaml declares them: the one model of them.
+
+    The registry entry carries these (JobSpec.scaling); :class:`ScalingSpec` adds the mode and the policy's
+    tuning. Defaults and bounds are those of jobs/job.yaml's parameters.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     min_tasks: int = Field(default=0, ge=0)
-    max_tasks: int = Field(ge=1)
-    acceptable_latency_s: float = Field(gt=0)
-    msg_processing_s: float = Field(gt=0)
-    messages_per_task: int = Field(default=1, ge=1)
+    max_tasks: int = Field(default=10, ge=1, le=5000)
+    acceptable_latency_s: float = Field(default=300, gt=0)
+    msg_processing_s: float = Field(default=30, gt=0)
+    messages_per_task: int = Field(default=1, ge=1, le=10)
     scale_in_window_s: float = Field(default=300, ge=0)
     idle_before_zero_s: float = Field(default=120, ge=0)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Self:
+        if self.min_tasks > self.max_tasks:
+            raise ValueError(f"min_tasks ({self.min_tasks}) must not exceed max_tasks ({self.max_tasks})")
+        return self
+
+
+class ScalingSpec(ScalingParams):
+    """What :func:`decide` needs: a job's :class:`ScalingParams`, its mode, and the policy's tuning knobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["service", "per-message"]
     # Fargate: typically 45-90 s from RunTask to RUNNING (containers-roadmap #696, #649).
     start_latency_estimate_s: float = Field(default=60, ge=0)
     # How often the Scaler runs (an observation may be up to this old when it acts).
@@ -78,12 +99,6 @@ class ScalingSpec(BaseModel, frozen=True):
     keep_warm_max_s: float = Field(default=3600, ge=0)
     # Per-message mode: how long a launch is remembered while ECS may not list the task yet.
     launch_grace_s: float = Field(default=60, ge=0)
-
-    @model_validator(mode="after")
-    def _min_le_max(self) -> Self:
-        if self.min_tasks > self.max_tasks:
-            raise ValueError(f"min_tasks ({self.min_tasks}) must not exceed max_tasks ({self.max_tasks})")
-        return self
 
     @property
     def reaction_s(self) -> float:
