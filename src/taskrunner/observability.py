@@ -54,7 +54,14 @@ METRICS: dict[str, MetricSpec] = {
     "TrackerDeadLettered": MetricSpec(breakdowns=_by("reason")),
     **{
         name: MetricSpec()
-        for name in ("RunsReconciled", "RunsVanished", "RunsStoppedForTimeout", "RunsRedriven", "RunsAbandoned")
+        for name in (
+            "RunsReconciled",
+            "RunsVanished",
+            "RunsStoppedForTimeout",
+            "RunsRedriven",
+            "RunsAbandoned",
+            "ReconcileErrors",
+        )
     },
     # Scaler: rounds, decisions and per-job gauges.
     "ScalerRounds": MetricSpec(),

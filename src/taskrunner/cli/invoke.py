@@ -19,7 +19,7 @@ from taskrunner.adapters.stacks import StackNotFound
 from taskrunner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from taskrunner.cli.inputs import parse_env, read_event
 from taskrunner.cli.target import Target
-from taskrunner.local.invoke import UnsafeInvoke, deployed_function, invoke, resolve
+from taskrunner.local.invoke import UnsafeInvoke, check_handler, deployed_function, invoke
 
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 
@@ -90,7 +90,7 @@ def handle(args: argparse.Namespace, target: Target) -> int:
     failure: Exception | None = None
     response: Any = None
     try:
-        resolve(function.handler)
+        check_handler(function.handler)
     except UnsafeInvoke as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     with without_env(target.stale_env()), output_to_stderr():

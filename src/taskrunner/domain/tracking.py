@@ -292,6 +292,7 @@ class Reconciliation:
     vanished: int = 0
     redriven: int = 0  # lost retries and abandoned claims sent to the dispatch queue again
     abandoned: int = 0  # claims and retries that could not be re-driven: recorded LAUNCH_FAILED
+    errors: int = 0  # runs whose reconciliation failed this tick (the next tick tries again)
 
 
 class Reconciler:
@@ -328,15 +329,24 @@ class Reconciler:
             if run.status in {RunStatus.PENDING, RunStatus.RUNNING} and run.task_arn:
                 by_cluster.setdefault(spec.cluster, []).append((run, spec))
             elif self._lost(run, now):
-                self._redrive(run, spec, report)
+                self._isolated(report, self._redrive, run, spec, report)
         for cluster, members in by_cluster.items():
             for start in range(0, len(members), 100):  # DescribeTasks takes 100 tasks a call
                 chunk = members[start : start + 100]
                 found = self.cluster.describe_tasks(cluster, [run.task_arn or "" for run, _ in chunk])
                 for run, spec in chunk:
                     report.checked += 1
-                    self._reconcile_one(run, spec, found.get(run.task_arn or ""), utc(now), report)
+                    described = found.get(run.task_arn or "")
+                    self._isolated(report, self._reconcile_one, run, spec, described, utc(now), report)
         return report
+
+    @staticmethod
+    def _isolated(report: Reconciliation, step: Callable[..., None], *args: Any) -> None:
+        """One run's reconciliation; its failure (a throttled write, a bad record) leaves the others untouched."""
+        try:
+            step(*args)
+        except Exception:  # the next tick tries this run again
+            report.errors += 1
 
     @staticmethod
     def _lost(run: Run, now: float) -> bool:

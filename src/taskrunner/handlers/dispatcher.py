@@ -33,10 +33,6 @@ METRIC_OF = {Result.LAUNCHED: "RunsLaunched", Result.ADOPTED: "RunsAdopted", Res
 MAX_MESSAGE_BACKOFF_S = 900
 
 
-#: What this handler reads from its environment (``taskrunner invoke`` passes only these through).
-SETTINGS = DispatcherSettings
-
-
 @dataclass(frozen=True)
 class Service:
     settings: DispatcherSettings

@@ -19,9 +19,6 @@ from taskrunner.domain.triggers import describe
 from taskrunner.observability import count, emit, logger, metrics, tracer
 from taskrunner.settings import ScalerSettings
 
-#: What this handler reads from its environment (``taskrunner invoke`` passes only these through).
-SETTINGS = ScalerSettings
-
 
 @dataclass(frozen=True)
 class Service:

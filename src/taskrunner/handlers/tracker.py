@@ -30,10 +30,6 @@ from taskrunner.settings import TrackerSettings
 STATE_CHANGE = "ECS Task State Change"
 
 
-#: What this handler reads from its environment (``taskrunner invoke`` passes only these through).
-SETTINGS = TrackerSettings
-
-
 @dataclass(frozen=True)
 class Service:
     settings: TrackerSettings
@@ -143,6 +139,7 @@ def reconcile(svc: Service) -> dict[str, int]:
         ("RunsVanished", report.vanished),
         ("RunsRedriven", report.redriven),
         ("RunsAbandoned", report.abandoned),
+        ("ReconcileErrors", report.errors),
     ):
         count(name, value)
     logger.info("reconciled", **vars(report))

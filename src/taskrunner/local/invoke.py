@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 
 from taskrunner.adapters import clients
+from taskrunner.settings import DispatcherSettings, HandlerSettings, ScalerSettings, TrackerSettings
 
 
 @dataclass
@@ -83,20 +84,35 @@ class UnsafeInvoke(ValueError):
     """A handler string outside taskrunner's handlers, or an environment name its settings do not read."""
 
 
+#: Each handler's settings model: what it reads from its environment (looked up without importing the handler,
+#: whose module-level Powertools objects must be built inside the function's own environment).
+HANDLER_SETTINGS: dict[str, type[HandlerSettings]] = {
+    "taskrunner.handlers.dispatcher": DispatcherSettings,
+    "taskrunner.handlers.scaler": ScalerSettings,
+    "taskrunner.handlers.tracker": TrackerSettings,
+}
+
+
+def check_handler(handler: str) -> None:
+    """Refuse, before anything is imported, a handler string outside taskrunner's handlers."""
+    module_name, _, attr = handler.rpartition(".")
+    if not module_name.startswith(HANDLER_PACKAGE) or module_name not in HANDLER_SETTINGS or not attr.isidentifier():
+        raise UnsafeInvoke(f"refusing to import {handler!r}: only {HANDLER_PACKAGE}* handlers are invoked")
+
+
 def resolve(handler: str) -> Callable[[Any, Any], Any]:
     """``taskrunner.handlers.dispatcher.handler`` → the function object; nothing outside taskrunner's handlers."""
+    check_handler(handler)
     module_name, _, attr = handler.rpartition(".")
-    if not module_name.startswith(HANDLER_PACKAGE) or not attr.isidentifier():
-        raise UnsafeInvoke(f"refusing to import {handler!r}: only {HANDLER_PACKAGE}* handlers are invoked")
     module = importlib.import_module(module_name)
     fn: Callable[[Any, Any], Any] = getattr(module, attr)
     return fn
 
 
 def settings_variables(handler: str) -> frozenset[str]:
-    """The environment variables the handler's settings model reads (its ``SETTINGS``), and Powertools' own."""
-    module = importlib.import_module(handler.rpartition(".")[0])
-    model = module.SETTINGS
+    """The environment variables the handler's settings model reads."""
+    check_handler(handler)
+    model = HANDLER_SETTINGS[handler.rpartition(".")[0]]
     return frozenset(str(field.alias) for field in model.model_fields.values() if field.alias)
 
 
@@ -145,8 +161,7 @@ def invoke(
     set only those names; ``runtime_env`` is what the caller's own target provides (region, credentials,
     endpoint), as Lambda's runtime would.
     """
-    resolve(function.handler)  # refuses a foreign handler before anything is imported or applied
-    readable = settings_variables(function.handler)
+    readable = settings_variables(function.handler)  # refuses a foreign handler before anything is imported
     if refused := sorted(name for name in (extra_env or {}) if not _readable(name, readable)):
         raise UnsafeInvoke(
             f"{function.name} does not read {refused}; its settings read {sorted(readable)} and POWERTOOLS_*"
