@@ -566,9 +566,9 @@ def test_docs_failures_md_is_the_table_the_code_classifies_with():
     assert block.group(1) == render_markdown()
 
 
-def test_the_docs_start_with_the_readme_paragraph():
+def test_the_docs_start_with_the_summary_the_readme_repeats():
     text = DOCS.read_text(encoding="utf-8")
-    assert text.index("## README paragraph") < text.index("<!-- BEGIN generated")
+    assert text.index("## In short") < text.index("<!-- BEGIN generated")
 
 
 def test_the_rendered_table_lists_every_class_once_in_precedence_order():
