@@ -20,6 +20,7 @@ from taskrunner.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from taskrunner.cli.inputs import Message, read_messages
 from taskrunner.cli.lookups import job_spec
 from taskrunner.cli.target import Target
+from taskrunner.domain.backoff import backoff_s as backoff
 
 BATCH_ENTRIES = 10
 #: SendMessageBatch's limit on the sum of a batch's bodies.
@@ -87,7 +88,7 @@ def send_messages(
     pending = list(messages)
     for round_no in range(RETRY_ROUNDS + 1):
         if round_no:
-            sleep(min(backoff_s * 2 ** (round_no - 1), 2.0))
+            sleep(backoff(round_no, backoff_s, 2.0))
         retry: list[Message] = []
         for batch in batches(pending):
             by_id = {str(m.line): m for m in batch}

@@ -35,6 +35,7 @@ from typing import Any
 
 import boto3
 
+from taskrunner.domain.backoff import backoff_s as backoff
 from taskrunner.local.activity import Activity
 from taskrunner.local.agent import FakeEcsAgent
 from taskrunner.local.ecs_events import task_state_change
@@ -46,6 +47,13 @@ _PRIVATE_PREFIXES = ("AWS_", "TASKRUNNER_", "POWERTOOLS_", "ECS_", "_X_AMZN", "L
 #: How long a task whose job has no local command "runs" before it is reported as exiting 0.
 NO_COMMAND_RUN_S = 1.0
 DEFAULT_STOP_TIMEOUT_S = 30.0
+
+
+def restart_delay(failures_in_row: int) -> float:
+    """ECS's restart throttling of a task that keeps failing, as local mode plays it (the one back-off rule)."""
+    return backoff(failures_in_row + 1, 1.0, RESTART_BACKOFF_MAX_S)
+
+
 #: Restart back-off of a worker that keeps exiting while its service still wants it (ECS throttles too).
 RESTART_BACKOFF_MAX_S = 60.0
 
@@ -468,7 +476,7 @@ class WorkerServices:
             # Exited while its service still wanted it: ECS replaces the task, with a back-off if it keeps failing.
             quick = now - worker.started < 30
             pool.failures_in_row = pool.failures_in_row + 1 if quick else 0
-            delay = min(RESTART_BACKOFF_MAX_S, 2.0**pool.failures_in_row) if pool.failures_in_row else 0.0
+            delay = restart_delay(pool.failures_in_row) if pool.failures_in_row else 0.0
             pool.next_start_at = now + delay
             tail = last_line(worker.log_path)
             self._activity.add(
@@ -509,7 +517,7 @@ class WorkerServices:
             secrets = self._env.secrets(container)
         except SecretUnavailable as exc:
             pool.failures_in_row += 1
-            pool.next_start_at = time.monotonic() + min(RESTART_BACKOFF_MAX_S, 2.0**pool.failures_in_row)
+            pool.next_start_at = time.monotonic() + restart_delay(pool.failures_in_row)
             self._activity.add("error", f"cannot start a worker: {exc}", pool.job)
             return
         agent_uri = self._agent.register(worker_id, arn, in_service=True)
@@ -520,7 +528,7 @@ class WorkerServices:
             popen = spawn(command.argv, env, self._env.root, log_path)
         except OSError as exc:
             pool.failures_in_row += 1
-            pool.next_start_at = time.monotonic() + min(RESTART_BACKOFF_MAX_S, 2.0**pool.failures_in_row)
+            pool.next_start_at = time.monotonic() + restart_delay(pool.failures_in_row)
             self._activity.add("error", f"cannot start a worker ({command.text}): {exc}", pool.job)
             return
         pool.workers.append(Worker(worker_id, arn, popen, log_path, time.monotonic()))
