@@ -86,3 +86,61 @@ def test_tasks_that_failed_to_start_are_asked_for_again_not_remembered_as_launch
     assert first.launched == 0
     assert first.error is not None
     assert second.launched == 5
+
+
+def queue_job(name: str) -> Any:
+    return job_spec(
+        name=name,
+        queue_mode="per-message",
+        queue_url=f"https://sqs.us-east-1.amazonaws.com/123456789012/taskrunner-{name}-WorkQueue-1",
+        scaling={"max_tasks": 10, "acceptable_latency_s": 60, "msg_processing_s": 10},
+    )
+
+
+@dataclass
+class BrokenFor(States):
+    """The scaler's state table failing for one job only (a throttled or corrupt item)."""
+
+    broken: str = ""
+
+    def load(self, job: str) -> dict[str, Any] | None:
+        if job == self.broken:
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return super().load(job)
+
+
+def test_one_jobs_state_store_error_never_stops_another_jobs_scaling() -> None:
+    """GIVEN two queue jobs with a backlog, the state item of the first failing
+    THEN the round still launches for the second, and reports the first's error instead of raising."""
+    cluster = FakeCluster()
+    states = BrokenFor(broken="alpha")
+    scaler = Autoscaler(
+        FakeRegistry(queue_job("alpha"), queue_job("beta")),
+        Depths(5),
+        NoServices(),
+        cluster,
+        states,
+        stack=STACK,
+        clock=lambda: 1000.0,
+        sleep=lambda _: None,
+    )
+
+    results = {r.job: r for r in scaler.round()}
+
+    assert results["alpha"].error is not None
+    assert "ProvisionedThroughputExceededException" in results["alpha"].error
+    assert results["alpha"].launched == 0
+    assert results["beta"].error is None
+    assert results["beta"].launched > 0
+    assert {r["taskDefinition"] for r in cluster.requests} == {"taskrunner-beta"}
+
+
+def test_an_invalid_registry_entry_is_reported_by_every_round_not_silently_absent() -> None:
+    registry = FakeRegistry(queue_job("beta"), raw={"alpha": {"name": "alpha"}})  # no cluster, no subnets …
+    scaler = Autoscaler(
+        registry, Depths(0), NoServices(), FakeCluster(), States(), stack=STACK, clock=lambda: 1.0, sleep=lambda _: None
+    )
+
+    assert [r.job for r in scaler.round()] == ["beta"]
+    assert set(scaler.invalid) == {"alpha"}
+    assert "cluster" in scaler.invalid["alpha"]
