@@ -46,6 +46,7 @@ from taskrunner.domain.runs import RunStatus, idempotency_key, parse_started_by,
 from taskrunner.domain.triggers import DispatchRequest
 from taskrunner.local.ecs_events import task_state_change
 from taskrunner.local.faults import EcsFaults, inject
+from taskrunner.local.moto_ecs import record_container
 from taskrunner.local.platform import Platform, local_platform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,15 +167,21 @@ class Chaos:
         if self.held and (force or len(self.held) >= self.args.hold):
             self.injected["max_held_running"] = max(self.injected["max_held_running"], len(self.held))
             for task in self.held:
-                events += self.fate(task)
-                ecs.stop_task(cluster=self.cluster, task=task["taskArn"], reason="chaos: task finished")
+                sequence, stopped = self.fate(task)
+                events += sequence
+                # ECS's own view agrees with the event (reconciliation may read it first, or only it if the
+                # event is lost): the container's exit code and the stop's reason.
+                exit_code = stopped["detail"]["containers"][0].get("exitCode")
+                record_container(task["taskArn"], task["clusterArn"], "STOPPED", exit_code)
+                ecs.stop_task(cluster=self.cluster, task=task["taskArn"], reason=stopped["detail"]["stoppedReason"])
             self.held = []
         self.rng.shuffle(events) if self.rng.random() < self.args.reorder else None
         if events:
             self.p.publish(*events)
         return len(new)
 
-    def fate(self, task: dict[str, Any]) -> list[dict[str, Any]]:
+    def fate(self, task: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The state changes the task's fate emits (faults applied), and its STOPPED event as ECS sees it."""
         roll = self.rng.random()
         if roll < self.args.start_failures:
             self.injected["start_failures"] += 1
@@ -197,7 +204,7 @@ class Chaos:
             stopped = task_state_change(task, "STOPPED", exit_code=0, version=3)
         if self.rng.random() < self.args.lost_events:
             self.injected["lost_stop_events"] += 1
-            return []  # reconciliation must find the stop through DescribeTasks
+            return [], stopped  # reconciliation must find the stop through DescribeTasks
         sequence = [stopped]
         if self.rng.random() < self.args.reorder:
             self.injected["out_of_order_events"] += 1
@@ -206,7 +213,7 @@ class Chaos:
         if self.rng.random() < self.args.duplicates:
             self.injected["duplicate_events"] += 1
             sequence.append(stopped)
-        return sequence
+        return sequence, stopped
 
     def run(self) -> dict[str, Any]:
         self.register_jobs()
