@@ -14,8 +14,8 @@ import pytest
 from taskrunner.local.cfn_yaml import load
 from taskrunner.local.stack import sam_transform
 from tests.conftest import ROOT
+from tests.policies.stacks import TRANSFORM_PARAMETERS, with_placeholder_locations
 from tests.security.cfn import Resolved
-from tests.template.conftest import TRANSFORM_PARAMETERS, with_placeholder_locations
 
 # Handlers run in-process here, as in the unit tier: metrics off (with a namespace, so a buffer cannot fail).
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

@@ -1,7 +1,7 @@
 """Resource policies, resolved and asked: who may send to, consume from, publish to, decrypt with or mount.
 
-Each policy is resolved for the stack (tests.template.evaluate) and requests are decided with IAM's evaluation
-rules (tests.template.simulate): a request names its principal's real ARN, its source ARN and whether it came
+Each policy is resolved for the stack (tests.policies.cfn) and requests are decided with IAM's evaluation
+rules (tests.policies.iam): a request names its principal's real ARN, its source ARN and whether it came
 over TLS. moto's CloudFormation drops every one of these policies, so nothing else checks them before AWS does.
 
 Sibling stacks matter: `taskrunner` and `taskrunner-dev` live in one account (samconfig.toml). Names of the
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.template.conftest import TRANSFORM_PARAMETERS
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator
-from tests.template.simulate import Request, allowed
+from tests.policies.cfn import ACCOUNT, REGION, Stack
+from tests.policies.iam import Request, allowed
+from tests.policies.stacks import root_stack
 from tests.template.walk import as_list, props, resources_of
 
 OTHER_ACCOUNT = "210987654321"
@@ -29,8 +29,8 @@ ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"  # any other principal of the account, whatever its own policy allows
 
 
-def policy_of(stack: Evaluator, logical_id: str, key: str = "PolicyDocument") -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = stack.value(props(stack.template, logical_id)[key])["Statement"]
+def policy_of(stack: Stack, logical_id: str, key: str = "PolicyDocument") -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = stack.properties(logical_id)[key]["Statement"]
     return statements
 
 
@@ -43,54 +43,16 @@ def from_rule(name: str, account: str = ACCOUNT) -> dict[str, str]:
 
 
 @pytest.fixture(params=["no operators", "operators"])
-def stack(request: pytest.FixtureRequest, transformed_template: dict[str, Any]) -> Evaluator:
+def stack(request: pytest.FixtureRequest) -> Stack:
     """The root stack resolved without and with OperatorPrincipalArns (a wildcard entry and an exact one)."""
     operators = {"no operators": "", "operators": f"{OPERATORS},{ONCALL}"}[request.param]
-    return Evaluator(transformed_template, TRANSFORM_PARAMETERS | {"OperatorPrincipalArns": operators})
-
-
-# ------------------------------------------------------------------------------------------ the simulator itself
-
-
-def test_simulator_applies_iams_rules_to_the_forms_these_policies_use() -> None:
-    # The policies below rely on these rules; a simulator that got one wrong would pass them all.
-    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"
-    role = f"arn:aws:iam::{ACCOUNT}:role/path/r"
-    deny_unless = {
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "sqs:SendMessage",
-        "Resource": queue,
-        # Two keys in one operator: denied only when both fail to match.
-        "Condition": {"ArnNotLike": {"aws:SourceArn": rule_arn("s.*"), "aws:PrincipalArn": [role, "arn:x"]}},
-    }
-    allow_events = {
-        "Effect": "Allow",
-        "Principal": {"Service": EVENTS},
-        "Action": "sqs:SendMessage",
-        "Resource": queue,
-        "Condition": {"ArnLike": {"aws:SourceArn": rule_arn("s.*")}},
-    }
-    policy = [deny_unless, allow_events]
-
-    assert allowed(policy, Request("sqs:SendMessage", queue, principal=role))  # no SourceArn: only the role counts
-    assert not allowed(policy, Request("sqs:SendMessage", queue, principal=f"arn:aws:iam::{ACCOUNT}:role/path/r2"))
-    assert allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s.job.s3")))
-    # ArnLike compares the resource part as a whole: '*' crosses '/' (a rule on a bus named 's.x' would match).
-    assert allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s.x/rule")))
-    assert not allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s-dev.job.s3")))
-    assert not allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS))  # a service needs an Allow
-    assert not allowed(policy, Request("sqs:SendMessage", queue, principal=role, identity_allows=False))
-    assert not allowed([], Request("sqs:SendMessage", queue, principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/r"))
-    null_deny = {"Effect": "Deny", "Principal": "*", "Action": "*", "Condition": {"Null": {"k": "true"}}}
-    assert not allowed([null_deny], Request("sqs:SendMessage", queue, principal=role))
-    assert allowed([null_deny], Request("sqs:SendMessage", queue, principal=role, context={"k": "v"}))
+    return root_stack(OperatorPrincipalArns=operators)
 
 
 # ------------------------------------------------------------------------------------------ the dispatch queue
 
 
-def test_dispatch_queue_policy_is_exactly_its_statements(stack: Evaluator) -> None:
+def test_dispatch_queue_policy_is_exactly_its_statements(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     queues = [stack.attribute("DispatchQueue", "Arn"), stack.attribute("DispatchDeadLetterQueue", "Arn")]
     by_sid = {s["Sid"]: s for s in policy}
@@ -134,14 +96,14 @@ def test_dispatch_queue_policy_is_exactly_its_statements(stack: Evaluator) -> No
     assert by_sid["DenyWithoutTls"]["Resource"] == queues
 
 
-def test_only_the_stacks_senders_may_send_to_the_dispatch_queue(stack: Evaluator) -> None:
+def test_only_the_stacks_senders_may_send_to_the_dispatch_queue(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     queue = stack.attribute("DispatchQueue", "Arn")
     role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
     with_operators = bool(stack.parameters["OperatorPrincipalArns"])
 
     def send(**request: Any) -> bool:
-        return allowed(policy, Request("sqs:SendMessage", queue, **request))
+        return allowed(Request("sqs:SendMessage", queue, **request), policy)
 
     # The stack's rules (every job rule is '<stack>.<job>.<kind>').
     assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3"))
@@ -166,13 +128,13 @@ def test_only_the_stacks_senders_may_send_to_the_dispatch_queue(stack: Evaluator
     assert not send(principal=f"arn:aws:iam::{ACCOUNT}:role/oncall-extended")
 
 
-def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Evaluator) -> None:
+def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     dlq = stack.attribute("DispatchDeadLetterQueue", "Arn")
     role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
 
     def send(**request: Any) -> bool:
-        return allowed(policy, Request("sqs:SendMessage", dlq, **request))
+        return allowed(Request("sqs:SendMessage", dlq, **request), policy)
 
     # The rules' and schedules' dead letters, and the Dispatcher's permanent failures.
     assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.thumbnails.s3"))
@@ -186,24 +148,24 @@ def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Eval
     assert not send(principal=ADMIN)
 
 
-def test_only_the_dispatcher_consumes_the_dispatch_queue(stack: Evaluator) -> None:
+def test_only_the_dispatcher_consumes_the_dispatch_queue(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     queue = stack.attribute("DispatchQueue", "Arn")
     role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
 
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
-        assert allowed(policy, Request(action, queue, principal=role["DispatchFunctionRole"])), action
-        assert not allowed(policy, Request(action, queue, principal=role["DispatchFunctionRole"], secure=False))
+        assert allowed(Request(action, queue, principal=role["DispatchFunctionRole"]), policy), action
+        assert not allowed(Request(action, queue, principal=role["DispatchFunctionRole"], secure=False), policy)
         for other in ("TrackerFunctionRole", "ScalerFunctionRole", "DispatchSchedulerRole"):
-            assert not allowed(policy, Request(action, queue, principal=role[other])), f"{other}: {action}"
-        assert not allowed(policy, Request(action, queue, principal=ADMIN)), action
-        assert not allowed(policy, Request(action, queue, principal=OPERATOR)), action
+            assert not allowed(Request(action, queue, principal=role[other]), policy), f"{other}: {action}"
+        assert not allowed(Request(action, queue, principal=ADMIN), policy), action
+        assert not allowed(Request(action, queue, principal=OPERATOR), policy), action
 
 
 # ------------------------------------------------------------------------------------------ the tracker queue
 
 
-def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consumes(root: Evaluator) -> None:
+def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consumes(root: Stack) -> None:
     # A forged state change could mark a run SUCCEEDED: only the stack's own task-state rule may send.
     policy = policy_of(root, "TrackerQueuePolicy")
     queue, dlq = root.attribute("TrackerQueue", "Arn"), root.attribute("TrackerDeadLetterQueue", "Arn")
@@ -212,7 +174,7 @@ def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consume
     by_sid = {s["Sid"]: s for s in policy}
 
     def may(action: str, resource: str, **request: Any) -> bool:
-        return allowed(policy, Request(action, resource, **request))
+        return allowed(Request(action, resource, **request), policy)
 
     assert set(by_sid) == {
         "TaskStateChangesOfThisCluster",
@@ -241,7 +203,7 @@ def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consume
             assert not may(action, queue, principal=other), f"{other}: {action}"
 
 
-def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(root: Evaluator) -> None:
+def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(root: Stack) -> None:
     rule = root.value(props(root.template, "TaskStateChangeRule"))
 
     assert rule["Name"] == f"{root.stack_name}.task-state"
@@ -253,7 +215,7 @@ def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(roo
 # ------------------------------------------------------------------------------------------ alarms: key and topic
 
 
-def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root: Evaluator) -> None:
+def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root: Stack) -> None:
     # CloudWatch alarms cannot publish to a topic encrypted with alias/aws/sns (its key policy cannot admit
     # cloudwatch.amazonaws.com): the topic's key is a customer managed key of the stack.
     topic = props(root.template, "AlarmTopic")
@@ -262,7 +224,7 @@ def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root:
     policy = key["KeyPolicy"]["Statement"]
 
     def may(action: str, **request: Any) -> bool:
-        return allowed(policy, Request(action, key_arn, **request))
+        return allowed(Request(action, key_arn, **request), policy)
 
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
     assert key["EnableKeyRotation"] is True
@@ -283,14 +245,14 @@ def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root:
     assert not may("kms:Decrypt", principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/admin")
 
 
-def test_only_the_stacks_alarms_publish_to_the_alarm_topic_over_tls(root: Evaluator) -> None:
+def test_only_the_stacks_alarms_publish_to_the_alarm_topic_over_tls(root: Stack) -> None:
     policy = policy_of(root, "AlarmTopicPolicy")
-    topic = root.attribute("AlarmTopic", "Arn")
+    topic = root.ref("AlarmTopic")  # a topic's Ref is its ARN
 
     def publish(alarm: str, account: str = ACCOUNT, **request: Any) -> bool:
         arn = f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{alarm}"
         context = {"aws:SourceArn": arn, "aws:SourceAccount": account}
-        return allowed(policy, Request("sns:Publish", topic, service=CLOUDWATCH, context=context, **request))
+        return allowed(Request("sns:Publish", topic, service=CLOUDWATCH, context=context, **request), policy)
 
     assert props(root.template, "AlarmTopicPolicy")["Topics"] == [{"Ref": "AlarmTopic"}]
     assert publish(f"{root.stack_name}.runs-failed")
@@ -299,15 +261,15 @@ def test_only_the_stacks_alarms_publish_to_the_alarm_topic_over_tls(root: Evalua
     assert not publish("runs-failed")
     assert not publish(f"{root.stack_name}.runs-failed", account=OTHER_ACCOUNT)
     assert not publish(f"{root.stack_name}.runs-failed", secure=False)
-    assert not allowed(policy, Request("sns:Publish", topic, principal=ADMIN, secure=False))
+    assert not allowed(Request("sns:Publish", topic, principal=ADMIN, secure=False), policy)
 
 
 # ------------------------------------------------------------------------------------------ EFS
 
 
-def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_root(root: Evaluator) -> None:
+def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_root(root: Stack) -> None:
     policy = policy_of(root, "FileSystem", "FileSystemPolicy")
-    file_system = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{root.resource_ref('FileSystem')}"
+    file_system = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{root.ref('FileSystem')}"
     access_point = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0123456789abcdef0"
     task_role = f"arn:aws:iam::{ACCOUNT}:role/{root.stack_name}/jobs/{root.stack_name}-ReportJob-TaskRole-X"
     through_access_point = {
@@ -318,7 +280,7 @@ def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_ro
 
     def may(action: str, context: dict[str, str], **request: Any) -> bool:
         request = {"principal": task_role} | request
-        return allowed(policy, Request(action, file_system, context=context, **request))
+        return allowed(Request(action, file_system, context=context, **request), policy)
 
     for action in ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"):
         assert may(action, through_access_point), action
@@ -335,7 +297,7 @@ def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_ro
 # ------------------------------------------------------------------------------------------ the job's work queue
 
 
-def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_sets: dict[str, Evaluator]) -> None:
+def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_sets: dict[str, Stack]) -> None:
     checked = {"named producers": 0, "this account": 0}
     for name, job in job_sets.items():
         if not job.condition("HasWorkQueue"):
@@ -345,7 +307,7 @@ def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_s
         producers = [p for p in job.parameters["WorkQueueProducers"].split(",") if p]
 
         def send(principal: str, secure: bool = True, resource: str = queue, policy: list[Any] = policy) -> bool:
-            return allowed(policy, Request("sqs:SendMessage", resource, principal=principal, secure=secure))
+            return allowed(Request("sqs:SendMessage", resource, principal=principal, secure=secure), policy)
 
         assert props(job.template, "WorkQueuePolicy")["Queues"] == [
             {"Ref": "WorkQueue"},
@@ -355,7 +317,7 @@ def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_s
         assert [as_list(s["Resource"]) for s in tls] == [[queue, dlq]], name
         assert [s for s in policy if s["Effect"] == "Allow"] == [], f"{name}: a queue policy need not allow anyone"
         assert not send(f"arn:aws:iam::{OTHER_ACCOUNT}:role/producer"), name
-        assert not allowed(policy, Request("sqs:SendMessage", queue, service="sns.amazonaws.com")), name
+        assert not allowed(Request("sqs:SendMessage", queue, service="sns.amazonaws.com"), policy), name
         if producers:
             checked["named producers"] += 1
             assert send(producers[0].replace("*", "ingest")), name
@@ -367,7 +329,7 @@ def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_s
             assert not send(ADMIN, secure=False), name
         # The job's own workers consume it (their task role allows exactly that queue).
         task_role = job.attribute("TaskRole", "Arn")
-        assert allowed(policy, Request("sqs:ReceiveMessage", queue, principal=task_role)), name
+        assert allowed(Request("sqs:ReceiveMessage", queue, principal=task_role), policy), name
 
     assert checked["named producers"] >= 1
     assert checked["this account"] >= 1
