@@ -17,7 +17,7 @@ import pytest
 from taskrunner.local.cfn_yaml import load
 from taskrunner.local.stack import sam_transform
 from tests.conftest import ROOT
-from tests.policies.cfn import REGION, Stack, render_jobs
+from tests.policies.cfn import ACCOUNT, REGION, Stack, render_jobs
 
 ROOT_TEMPLATE = ROOT / "template.yaml"
 JOB_TEMPLATE = ROOT / "jobs" / "job.yaml"
@@ -30,6 +30,14 @@ TRANSFORM_PARAMETERS = {
     "VpcId": "vpc-0123456789abcdef0",
     "Subnets": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
 }
+
+# Operators for a stack deployed with OperatorPrincipalArns: a wildcard entry (SSO roles' paths carry the region
+# they were provisioned from) and an exact one.
+OPERATORS = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Operators_*"
+ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
+#: An operator's role that the wildcard entry admits.
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Operators_0123abcd"
+WITH_OPERATORS = {"OperatorPrincipalArns": f"{OPERATORS},{ONCALL}"}
 
 
 def with_placeholder_locations(template: dict[str, Any]) -> dict[str, Any]:

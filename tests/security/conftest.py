@@ -10,16 +10,13 @@ import os
 
 import pytest
 
-from tests.policies.cfn import ACCOUNT, Stack
-from tests.policies.stacks import job_stacks, root_stack
+from tests.policies.cfn import Stack
+from tests.policies.stacks import WITH_OPERATORS, job_stacks, root_stack
 
 # Handlers run in-process here, as in the unit tier: metrics off (with a namespace, so a buffer cannot fail).
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TaskrunnerSecurityTests")
-
-#: An operator role, for the stacks deployed with OperatorPrincipalArns set.
-OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Operator_0123"
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +27,7 @@ def root() -> Stack:
 
 @pytest.fixture(scope="session")
 def root_with_operators() -> Stack:
-    return root_stack(OperatorPrincipalArns=OPERATOR)
+    return root_stack(**WITH_OPERATORS)
 
 
 @pytest.fixture(scope="session")

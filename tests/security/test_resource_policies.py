@@ -8,17 +8,20 @@ would have: only an explicit Deny in the resource policy stops it.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from tests.policies.cfn import ACCOUNT, REGION, STACK, Stack
 from tests.policies.iam import Decision, Request, evaluate
-from tests.security.conftest import OPERATOR
+from tests.policies.stacks import ONCALL, OPERATOR
 
 EVENTS = "events.amazonaws.com"
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 ATTACKER = f"arn:aws:iam::{ACCOUNT}:role/ci-deployer"  # any role of the account with sqs:SendMessage on *
+OTHER_ACCOUNT = "210987654321"
+SQS_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
 
 
 def policy(stack: Stack, logical_id: str) -> dict[str, Any]:
@@ -31,35 +34,62 @@ def rule(name: str) -> str:
 
 
 def send(
-    stack: Stack, queue: str, principal: str | None = None, *, rule_arn: str | None = None, secure: bool = True
+    stack: Stack,
+    queue: str,
+    principal: str | None = None,
+    *,
+    rule_arn: str | None = None,
+    account: str = ACCOUNT,
+    service: str | None = None,
+    secure: bool = True,
 ) -> Decision:
-    """A message for one of the root's queues: from a role, or from EventBridge delivering for a rule."""
-    if rule_arn is None:
-        request = Request("sqs:SendMessage", stack.arn(queue), principal=principal, secure=secure)
-    else:
-        source = {"aws:SourceArn": rule_arn, "aws:SourceAccount": ACCOUNT}
-        request = Request("sqs:SendMessage", stack.arn(queue), service=EVENTS, context=source, secure=secure)
+    """A message for one of the root's queues: from a role, or from EventBridge (delivering for a rule)."""
+    source = {"aws:SourceArn": rule_arn, "aws:SourceAccount": account} if rule_arn else {}
+    service = EVENTS if rule_arn else service
+    request = Request(
+        "sqs:SendMessage", stack.arn(queue), principal=principal, service=service, context=source, secure=secure
+    )
     return evaluate(request, policy(stack, "DispatchQueuePolicy" if "Dispatch" in queue else "TrackerQueuePolicy"))
 
 
 # --------------------------------------------------------------------------- the dispatch queue
 
 
-def test_a_role_of_the_account_cannot_put_a_request_on_the_dispatch_queue(root: Stack) -> None:
-    assert send(root, "DispatchQueue", ATTACKER) is Decision.DENY
+def test_a_role_of_the_account_cannot_put_a_request_on_the_dispatch_queue(
+    root: Stack, root_with_operators: Stack
+) -> None:
+    # Nor any role of the stack but its senders, nor another account's: whatever their own policies allow.
+    for stack in (root, root_with_operators):
+        assert send(stack, "DispatchQueue", ATTACKER) is Decision.DENY
+        for other in ("ScalerFunctionRole", "PlatformSchedulesRole"):
+            assert send(stack, "DispatchQueue", stack.arn(other)) is Decision.DENY, other
+        assert send(stack, "DispatchQueue", f"arn:aws:iam::{OTHER_ACCOUNT}:role/oncall") is Decision.DENY
 
 
 def test_a_rule_of_a_sibling_stack_whose_name_shares_the_prefix_cannot_either(root: Stack) -> None:
     """`taskrunner-dev-x` matched the old `rule/taskrunner-*`; stack names cannot contain '.', so `taskrunner.*`
     is this stack's alone."""
-    for sibling in ("taskrunner-dev.thumbnails.s3", "taskrunner-dev-thumbnails-s3", "taskrunnerx.job.s3"):
+    siblings = (
+        "taskrunner-dev.thumbnails.s3",
+        "taskrunner-dev-thumbnails-s3",
+        "taskrunnerx.job.s3",
+        "taskrunnerX.a.s3",
+    )
+    for sibling in siblings:
         assert send(root, "DispatchQueue", rule_arn=rule(sibling)) in {Decision.DENY, Decision.IMPLICIT}, sibling
+    # Nor a rule of this stack's name in another account, nor a delivery that names no rule.
+    foreign = f"arn:aws:events:{REGION}:{OTHER_ACCOUNT}:rule/{STACK}.thumbnails.s3"
+    assert send(root, "DispatchQueue", rule_arn=foreign, account=OTHER_ACCOUNT) is Decision.DENY
+    assert send(root, "DispatchQueue", service=EVENTS) is Decision.DENY
 
 
-def test_the_stacks_own_rules_schedules_and_retries_may_send(root: Stack) -> None:
-    assert send(root, "DispatchQueue", rule_arn=rule(f"{STACK}.thumbnails.s3")) is Decision.ALLOW
-    assert send(root, "DispatchQueue", root.arn("DispatchSchedulerRole")) is Decision.ALLOW
-    assert send(root, "DispatchQueue", root.arn("TrackerFunctionRole")) is Decision.ALLOW
+def test_the_stacks_own_rules_schedules_and_retries_may_send(root: Stack, root_with_operators: Stack) -> None:
+    for stack in (root, root_with_operators):
+        # Every job rule is '<stack>.<job>.<kind>'.
+        for own in (f"{STACK}.thumbnails.s3", f"{STACK}.order-audit.event"):
+            assert send(stack, "DispatchQueue", rule_arn=rule(own)) is Decision.ALLOW, own
+        assert send(stack, "DispatchQueue", stack.arn("DispatchSchedulerRole")) is Decision.ALLOW
+        assert send(stack, "DispatchQueue", stack.arn("TrackerFunctionRole")) is Decision.ALLOW
 
 
 def test_the_dispatcher_itself_cannot_feed_its_queue(root: Stack) -> None:
@@ -70,16 +100,26 @@ def test_the_dispatcher_itself_cannot_feed_its_queue(root: Stack) -> None:
 
 def test_operators_may_start_manual_runs_only_when_named(root: Stack, root_with_operators: Stack) -> None:
     assert send(root, "DispatchQueue", OPERATOR) is Decision.DENY
+    assert send(root, "DispatchQueue", ONCALL) is Decision.DENY
+    # Exactly as listed: what the wildcard entry matches, the exact entry, and nobody whose name merely extends it.
     assert send(root_with_operators, "DispatchQueue", OPERATOR) is Decision.ALLOW
+    assert send(root_with_operators, "DispatchQueue", ONCALL) is Decision.ALLOW
+    assert send(root_with_operators, "DispatchQueue", f"{ONCALL}-extended") is Decision.DENY
     assert send(root_with_operators, "DispatchQueue", ATTACKER) is Decision.DENY
 
 
-def test_nobody_but_the_dispatcher_consumes_the_dispatch_queue(root: Stack) -> None:
-    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
-        request = Request(action, root.arn("DispatchQueue"), principal=ATTACKER)
-        assert evaluate(request, policy(root, "DispatchQueuePolicy")) is Decision.DENY
-        own = Request(action, root.arn("DispatchQueue"), principal=root.arn("DispatchFunctionRole"))
-        assert evaluate(own, policy(root, "DispatchQueuePolicy")) is Decision.ALLOW
+def test_nobody_but_the_dispatcher_consumes_the_dispatch_queue(root: Stack, root_with_operators: Stack) -> None:
+    for stack, action in itertools.product((root, root_with_operators), SQS_CONSUME):
+        document, queue = policy(stack, "DispatchQueuePolicy"), stack.arn("DispatchQueue")
+        for other in (
+            ATTACKER,
+            OPERATOR,
+            *map(stack.arn, ("TrackerFunctionRole", "ScalerFunctionRole", "DispatchSchedulerRole")),
+        ):
+            assert evaluate(Request(action, queue, principal=other), document) is Decision.DENY, f"{other}: {action}"
+        own = stack.arn("DispatchFunctionRole")
+        assert evaluate(Request(action, queue, principal=own), document) is Decision.ALLOW, action
+        assert evaluate(Request(action, queue, principal=own, secure=False), document) is Decision.DENY, action
 
 
 def test_without_tls_even_the_stacks_own_senders_are_refused(root: Stack) -> None:
@@ -125,46 +165,76 @@ def test_named_producers_are_the_only_ones(jobs: dict[str, Stack]) -> None:
 # --------------------------------------------------------------------------- the file system
 
 
+MOUNT = ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite")
+
+
 def _mount(
-    root: Stack, principal: str, access_point: str | None, action: str = "elasticfilesystem:ClientMount"
+    root: Stack,
+    principal: str | None,
+    access_point: str | None,
+    action: str = "elasticfilesystem:ClientMount",
+    *,
+    secure: bool = True,
+    identity_allows: bool = True,
 ) -> Decision:
-    context = {"elasticfilesystem:AccessPointArn": access_point} if access_point else {}
-    document = root.properties("FileSystem")["FileSystemPolicy"]
-    return evaluate(Request(action, root.arn("FileSystem"), principal=principal, context=context), document)
+    """A client of a mount target (IAM authorization on), through an access point or not."""
+    context = {"elasticfilesystem:AccessedViaMountTarget": "true"}
+    context |= {"elasticfilesystem:AccessPointArn": access_point} if access_point else {}
+    request = Request(
+        action,
+        root.arn("FileSystem"),
+        principal=principal,
+        context=context,
+        secure=secure,
+        identity_allows=identity_allows,
+    )
+    return evaluate(request, root.properties("FileSystem")["FileSystemPolicy"])
 
 
-def test_a_mount_without_an_access_point_is_refused_whatever_the_role(root: Stack) -> None:
+def test_a_mount_without_an_access_point_is_refused_whatever_the_role(root: Stack, jobs: dict[str, Stack]) -> None:
     """Without an access point a client sees every job's folder, as any uid it claims."""
-    assert _mount(root, ATTACKER, None) is Decision.DENY
-    assert _mount(root, ATTACKER, None, "elasticfilesystem:ClientWrite") is Decision.DENY
+    report = jobs["nightly-report"]
+    for action in MOUNT:
+        assert _mount(root, ATTACKER, None, action) is Decision.DENY, action
+        assert _mount(root, report.arn("TaskRole"), None, action) is Decision.DENY, f"{action}: a job's own role"
+        # What a job's role does instead: through an access point (its own policy says which), over TLS.
+        assert _mount(root, report.arn("TaskRole"), report.arn("AccessPoint"), action) is Decision.ALLOW, action
+        plain = _mount(root, report.arn("TaskRole"), report.arn("AccessPoint"), action, secure=False)
+        assert plain is Decision.DENY, f"{action} without TLS"
 
 
 def test_root_access_is_refused_even_through_an_access_point(root: Stack, jobs: dict[str, Stack]) -> None:
     access_point = jobs["nightly-report"].arn("AccessPoint")
-    assert _mount(root, ATTACKER, access_point, "elasticfilesystem:ClientRootAccess") is Decision.DENY
+    for through in (access_point, None):
+        assert _mount(root, ATTACKER, through, "elasticfilesystem:ClientRootAccess") is Decision.DENY, through
 
 
-def test_the_file_system_policy_grants_nobody_anything(root: Stack) -> None:
+def test_the_file_system_policy_grants_nobody_anything(root: Stack, jobs: dict[str, Stack]) -> None:
     """Access comes only from a principal's own policy (a job's role: its own access point), never from here."""
-    document = root.properties("FileSystem")["FileSystemPolicy"]
-    assert [s for s in document["Statement"] if s["Effect"] == "Allow"] == []
+    access_point = jobs["nightly-report"].arn("AccessPoint")
+    for action in MOUNT:
+        # A role of the account whose own policy grants no mount, another account's role, an anonymous client.
+        assert _mount(root, ATTACKER, access_point, action, identity_allows=False) is Decision.IMPLICIT, action
+        foreign = f"arn:aws:iam::{OTHER_ACCOUNT}:role/partner"
+        assert _mount(root, foreign, access_point, action) is Decision.IMPLICIT, f"{action}: another account"
+        assert _mount(root, None, access_point, action) is Decision.IMPLICIT, f"{action}: anonymous"
 
 
 # --------------------------------------------------------------------------- the alarm topic
 
 
-def _alarm(action: str, resource: str, name: str) -> Request:
-    """CloudWatch acting for an alarm of this account."""
-    source = {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}", "aws:SourceAccount": ACCOUNT}
-    return Request(action, resource, service=CLOUDWATCH, context=source)
+def _alarm(action: str, resource: str, name: str, account: str = ACCOUNT, secure: bool = True) -> Request:
+    """CloudWatch acting for an alarm (of this account, unless said)."""
+    source = {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}", "aws:SourceAccount": account}
+    return Request(action, resource, service=CLOUDWATCH, context=source, secure=secure)
 
 
 def test_the_stacks_alarms_can_publish_and_use_the_topic_key(root: Stack) -> None:
     """Regression: with alias/aws/sns, CloudWatch could not use the key, and every alarm was silent."""
     topic = root.arn("AlarmTopic")
     assert root.properties("AlarmTopic")["KmsMasterKeyId"] == root.ref("AlarmTopicKey")
-    publish = _alarm("sns:Publish", topic, f"{STACK}.runs-failed")
-    assert evaluate(publish, policy(root, "AlarmTopicPolicy")) is Decision.ALLOW
+    for alarm in (f"{STACK}.runs-failed", f"{STACK}.image-worker.work-dlq"):  # the root's and a job's
+        assert evaluate(_alarm("sns:Publish", topic, alarm), policy(root, "AlarmTopicPolicy")) is Decision.ALLOW
     key_policy = root.properties("AlarmTopicKey")["KeyPolicy"]
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
         use = _alarm(action, root.arn("AlarmTopicKey"), f"{STACK}.runs-failed")
@@ -174,8 +244,11 @@ def test_the_stacks_alarms_can_publish_and_use_the_topic_key(root: Stack) -> Non
 def test_other_stacks_alarms_and_plain_http_cannot_publish(root: Stack) -> None:
     topic = root.arn("AlarmTopic")
     document = policy(root, "AlarmTopicPolicy")
-    sibling = _alarm("sns:Publish", topic, "taskrunner-dev.runs-failed")
-    assert evaluate(sibling, document) is Decision.IMPLICIT
+    assert root.properties("AlarmTopicPolicy")["Topics"] == [topic]  # the policy played here is the topic's own
+    for sibling in ("taskrunner-dev.runs-failed", "runs-failed"):  # a sibling stack's, or a name of no stack
+        assert evaluate(_alarm("sns:Publish", topic, sibling), document) is Decision.IMPLICIT, sibling
+    assert evaluate(_alarm("sns:Publish", topic, f"{STACK}.runs-failed", OTHER_ACCOUNT), document) is Decision.IMPLICIT
+    assert evaluate(_alarm("sns:Publish", topic, f"{STACK}.runs-failed", secure=False), document) is Decision.DENY
     plain = Request("sns:Publish", topic, principal=ATTACKER, secure=False)
     assert evaluate(plain, document) is Decision.DENY
 

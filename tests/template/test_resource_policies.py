@@ -1,8 +1,12 @@
-"""Resource policies, resolved and asked: who may send to, consume from, publish to, decrypt with or mount.
+"""Resource policies, resolved: each one's statements exactly, and the requests only they admit.
 
-Each policy is resolved for the stack (tests.policies.cfn) and requests are decided with IAM's evaluation
-rules (tests.policies.iam): a request names its principal's real ARN, its source ARN and whether it came
-over TLS. moto's CloudFormation drops every one of these policies, so nothing else checks them before AWS does.
+Each policy is resolved for the stack (tests.policies.cfn): who it names, for which resources, on which
+conditions. Where a policy's shape decides between principals the security tier does not play (the dead-letter
+queues, the tracker's consumers, the key's delegation, every job parameter set's work queue), requests are
+decided with IAM's evaluation rules as well (tests.policies.iam). The attacks on these policies (an account's
+role, a sibling stack's rule, an operator not named, a mount without an access point ...) are
+tests/security/test_resource_policies.py's. moto's CloudFormation drops every one of these policies, so nothing
+else checks them before AWS does.
 
 Sibling stacks matter: `taskrunner` and `taskrunner-dev` live in one account (samconfig.toml). Names of the
 stack's rules, alarms and schedules start with '<stack>.' or '<stack>/', and stack names cannot contain '.', so
@@ -17,15 +21,12 @@ import pytest
 
 from tests.policies.cfn import ACCOUNT, REGION, Stack
 from tests.policies.iam import Request, allowed
-from tests.policies.stacks import root_stack
+from tests.policies.stacks import OPERATOR, WITH_OPERATORS, root_stack
 from tests.template.walk import as_list, props, resources_of
 
 OTHER_ACCOUNT = "210987654321"
 EVENTS = "events.amazonaws.com"
 CLOUDWATCH = "cloudwatch.amazonaws.com"
-OPERATORS = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Operators_*"
-OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Operators_0123abcd"
-ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"  # any other principal of the account, whatever its own policy allows
 
 
@@ -45,8 +46,7 @@ def from_rule(name: str, account: str = ACCOUNT) -> dict[str, str]:
 @pytest.fixture(params=["no operators", "operators"])
 def stack(request: pytest.FixtureRequest) -> Stack:
     """The root stack resolved without and with OperatorPrincipalArns (a wildcard entry and an exact one)."""
-    operators = {"no operators": "", "operators": f"{OPERATORS},{ONCALL}"}[request.param]
-    return root_stack(OperatorPrincipalArns=operators)
+    return root_stack(**WITH_OPERATORS) if request.param == "operators" else root_stack()
 
 
 # ------------------------------------------------------------------------------------------ the dispatch queue
@@ -96,38 +96,6 @@ def test_dispatch_queue_policy_is_exactly_its_statements(stack: Stack) -> None:
     assert by_sid["DenyWithoutTls"]["Resource"] == queues
 
 
-def test_only_the_stacks_senders_may_send_to_the_dispatch_queue(stack: Stack) -> None:
-    policy = policy_of(stack, "DispatchQueuePolicy")
-    queue = stack.attribute("DispatchQueue", "Arn")
-    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
-    with_operators = bool(stack.parameters["OperatorPrincipalArns"])
-
-    def send(**request: Any) -> bool:
-        return allowed(Request("sqs:SendMessage", queue, **request), policy)
-
-    # The stack's rules (every job rule is '<stack>.<job>.<kind>').
-    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3"))
-    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.order-audit.event"))
-    # Not a sibling stack's rules, nor a rule of another account, nor a rule that does not say where it is from.
-    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}-dev.nightly-report.s3"))
-    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}X.nightly-report.s3"))
-    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3", OTHER_ACCOUNT))
-    assert not send(service=EVENTS)
-    # Schedules (job ticks and late retries) and the Tracker's retries.
-    assert send(principal=role["DispatchSchedulerRole"])
-    assert send(principal=role["TrackerFunctionRole"])
-    assert not send(principal=role["TrackerFunctionRole"], secure=False)
-    # No other role of the stack, and no other principal of the account, whatever its own IAM policy says.
-    for other in ("DispatchFunctionRole", "ScalerFunctionRole", "PlatformSchedulesRole"):
-        assert not send(principal=role[other]), other
-    assert not send(principal=ADMIN)
-    assert not send(principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/oncall")
-    # Operators exactly as listed (a wildcard entry, an exact one), and only when listed.
-    assert send(principal=OPERATOR) is with_operators
-    assert send(principal=ONCALL) is with_operators
-    assert not send(principal=f"arn:aws:iam::{ACCOUNT}:role/oncall-extended")
-
-
 def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     dlq = stack.attribute("DispatchDeadLetterQueue", "Arn")
@@ -146,20 +114,6 @@ def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Stac
     # Operators start runs on the dispatch queue; they have no reason to forge a dead letter.
     assert not send(principal=OPERATOR)
     assert not send(principal=ADMIN)
-
-
-def test_only_the_dispatcher_consumes_the_dispatch_queue(stack: Stack) -> None:
-    policy = policy_of(stack, "DispatchQueuePolicy")
-    queue = stack.attribute("DispatchQueue", "Arn")
-    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
-
-    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
-        assert allowed(Request(action, queue, principal=role["DispatchFunctionRole"]), policy), action
-        assert not allowed(Request(action, queue, principal=role["DispatchFunctionRole"], secure=False), policy)
-        for other in ("TrackerFunctionRole", "ScalerFunctionRole", "DispatchSchedulerRole"):
-            assert not allowed(Request(action, queue, principal=role[other]), policy), f"{other}: {action}"
-        assert not allowed(Request(action, queue, principal=ADMIN), policy), action
-        assert not allowed(Request(action, queue, principal=OPERATOR), policy), action
 
 
 # ------------------------------------------------------------------------------------------ the tracker queue
@@ -243,55 +197,6 @@ def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root:
     assert may("kms:Decrypt", principal=ADMIN, identity_allows=True)
     assert not may("kms:Decrypt", principal=ADMIN, identity_allows=False)
     assert not may("kms:Decrypt", principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/admin")
-
-
-def test_only_the_stacks_alarms_publish_to_the_alarm_topic_over_tls(root: Stack) -> None:
-    policy = policy_of(root, "AlarmTopicPolicy")
-    topic = root.ref("AlarmTopic")  # a topic's Ref is its ARN
-
-    def publish(alarm: str, account: str = ACCOUNT, **request: Any) -> bool:
-        arn = f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{alarm}"
-        context = {"aws:SourceArn": arn, "aws:SourceAccount": account}
-        return allowed(Request("sns:Publish", topic, service=CLOUDWATCH, context=context, **request), policy)
-
-    assert props(root.template, "AlarmTopicPolicy")["Topics"] == [{"Ref": "AlarmTopic"}]
-    assert publish(f"{root.stack_name}.runs-failed")
-    assert publish(f"{root.stack_name}.image-worker.work-dlq")
-    assert not publish(f"{root.stack_name}-dev.runs-failed")
-    assert not publish("runs-failed")
-    assert not publish(f"{root.stack_name}.runs-failed", account=OTHER_ACCOUNT)
-    assert not publish(f"{root.stack_name}.runs-failed", secure=False)
-    assert not allowed(Request("sns:Publish", topic, principal=ADMIN, secure=False), policy)
-
-
-# ------------------------------------------------------------------------------------------ EFS
-
-
-def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_root(root: Stack) -> None:
-    policy = policy_of(root, "FileSystem", "FileSystemPolicy")
-    file_system = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{root.ref('FileSystem')}"
-    access_point = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0123456789abcdef0"
-    task_role = f"arn:aws:iam::{ACCOUNT}:role/{root.stack_name}/jobs/{root.stack_name}-ReportJob-TaskRole-X"
-    through_access_point = {
-        "elasticfilesystem:AccessPointArn": access_point,
-        "elasticfilesystem:AccessedViaMountTarget": "true",
-    }
-    direct = {"elasticfilesystem:AccessedViaMountTarget": "true"}
-
-    def may(action: str, context: dict[str, str], **request: Any) -> bool:
-        request = {"principal": task_role} | request
-        return allowed(Request(action, file_system, context=context, **request), policy)
-
-    for action in ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"):
-        assert may(action, through_access_point), action
-        # A mount without an access point would see every job's folder, as any uid it claims.
-        assert not may(action, direct), action
-        assert not may(action, through_access_point, secure=False), action
-        # Only principals whose own policy allows it (each task role allows its own access point).
-        assert not may(action, through_access_point, identity_allows=False), action
-        assert not may(action, through_access_point, principal=None), f"{action}: anonymous"
-    assert not may("elasticfilesystem:ClientRootAccess", through_access_point)
-    assert not may("elasticfilesystem:ClientRootAccess", direct)
 
 
 # ------------------------------------------------------------------------------------------ the job's work queue
