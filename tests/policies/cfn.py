@@ -29,15 +29,20 @@ from tests.conftest import ROOT
 
 
 @cache
-def render_jobs() -> ModuleType:
-    """tools/render_jobs.py: the sample platform and job parameter sets the linters scan."""
-    spec = importlib.util.spec_from_file_location("render_jobs", ROOT / "tools" / "render_jobs.py")
+def tool(name: str) -> ModuleType:
+    """A script of tools/ that writes or renders the templates, as a module (tools/ is no package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("render_jobs", module)
+    sys.modules.setdefault(name, module)
     spec.loader.exec_module(module)
     return module
+
+
+def render_jobs() -> ModuleType:
+    """tools/render_jobs.py: the sample platform and job parameter sets the linters scan."""
+    return tool("render_jobs")
 
 
 # The account, region and root stack name of the linters' rendered jobs: resolved ARNs and the sample platform

@@ -86,6 +86,12 @@ class Request:
         return keys
 
 
+def on_behalf_of(source_arn: str) -> dict[str, str]:
+    """The keys a service's request carries when it acts for a resource (a rule delivering, an alarm publishing,
+    a schedule assuming its role): that resource's ARN and the account in it, which owns it."""
+    return {"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]}
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

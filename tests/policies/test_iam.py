@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.policies.iam import Decision, Request, allowed, evaluate, identity_decision
+from tests.policies.iam import Decision, Request, allowed, evaluate, identity_decision, on_behalf_of
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"
@@ -29,7 +29,7 @@ def rule_arn(name: str, account: str = ACCOUNT) -> str:
 
 
 def from_rule(name: str, account: str = ACCOUNT) -> dict[str, str]:
-    return {"aws:SourceArn": rule_arn(name, account), "aws:SourceAccount": account}
+    return on_behalf_of(rule_arn(name, account))
 
 
 def statement(effect: str = "Allow", principal: Any = "*", **elements: Any) -> dict[str, Any]:
@@ -151,6 +151,11 @@ def test_principal_keys_come_from_the_principal_and_source_keys_from_a_service()
     only_this_account = [statement("Deny", Condition={"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}})]
 
     assert send(principal=ROLE).keys()["aws:principalarn"] == ROLE
+    # A service acting for a resource names it and the account that owns it (the one in its ARN).
+    assert on_behalf_of(rule_arn("r", OTHER_ACCOUNT)) == {
+        "aws:SourceArn": rule_arn("r", OTHER_ACCOUNT),
+        "aws:SourceAccount": OTHER_ACCOUNT,
+    }
     assert send(principal=ROLE).keys()["aws:principalaccount"] == ACCOUNT
     assert evaluate(send(principal=ROLE), only_this_account) is Decision.ALLOW
     assert evaluate(send(principal=FOREIGN_ROLE), only_this_account) is Decision.DENY

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.policies.cfn import ACCOUNT, REGION, STACK, Stack
-from tests.policies.iam import Decision, Request, evaluate
+from tests.policies.iam import Decision, Request, evaluate, on_behalf_of
 from tests.policies.stacks import ONCALL, OPERATOR
 
 EVENTS = "events.amazonaws.com"
@@ -39,12 +39,11 @@ def send(
     principal: str | None = None,
     *,
     rule_arn: str | None = None,
-    account: str = ACCOUNT,
     service: str | None = None,
     secure: bool = True,
 ) -> Decision:
     """A message for one of the root's queues: from a role, or from EventBridge (delivering for a rule)."""
-    source = {"aws:SourceArn": rule_arn, "aws:SourceAccount": account} if rule_arn else {}
+    source = on_behalf_of(rule_arn) if rule_arn else {}
     service = EVENTS if rule_arn else service
     request = Request(
         "sqs:SendMessage", stack.arn(queue), principal=principal, service=service, context=source, secure=secure
@@ -79,7 +78,7 @@ def test_a_rule_of_a_sibling_stack_whose_name_shares_the_prefix_cannot_either(ro
         assert send(root, "DispatchQueue", rule_arn=rule(sibling)) in {Decision.DENY, Decision.IMPLICIT}, sibling
     # Nor a rule of this stack's name in another account, nor a delivery that names no rule.
     foreign = f"arn:aws:events:{REGION}:{OTHER_ACCOUNT}:rule/{STACK}.thumbnails.s3"
-    assert send(root, "DispatchQueue", rule_arn=foreign, account=OTHER_ACCOUNT) is Decision.DENY
+    assert send(root, "DispatchQueue", rule_arn=foreign) is Decision.DENY
     assert send(root, "DispatchQueue", service=EVENTS) is Decision.DENY
 
 
@@ -225,7 +224,7 @@ def test_the_file_system_policy_grants_nobody_anything(root: Stack, jobs: dict[s
 
 def _alarm(action: str, resource: str, name: str, account: str = ACCOUNT, secure: bool = True) -> Request:
     """CloudWatch acting for an alarm (of this account, unless said)."""
-    source = {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}", "aws:SourceAccount": account}
+    source = on_behalf_of(f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}")
     return Request(action, resource, service=CLOUDWATCH, context=source, secure=secure)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from taskrunner.observability import METRICS, SERVICE, dimension_sets
 from tests.policies.cfn import ACCOUNT, REGION, Stack, render_jobs
-from tests.policies.iam import Request, allowed
+from tests.policies.iam import Request, allowed, on_behalf_of
 from tests.template.walk import platform_element, props, resources_of, sub_text, sub_variables
 
 ALARM = "AWS::CloudWatch::Alarm"
@@ -137,12 +137,7 @@ def test_every_alarm_may_publish_to_the_alarm_topic(root: Stack, job_sets: dict[
         name = alarm["AlarmName"]
         assert len(name) <= 255, label
         arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
-        request = Request(
-            "sns:Publish",
-            topic,
-            service="cloudwatch.amazonaws.com",
-            context={"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT},
-        )
+        request = Request("sns:Publish", topic, service="cloudwatch.amazonaws.com", context=on_behalf_of(arn))
         assert allowed(request, policy), f"{label}: {name}"
         assert alarm["AlarmActions"] in ([topic], [platform_topic]), label
 

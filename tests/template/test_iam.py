@@ -17,7 +17,7 @@ import pytest
 from taskrunner.adapters.retries import DispatchRetries
 from taskrunner.domain.ports import Retry
 from tests.policies.cfn import ACCOUNT, REGION, Stack, render_jobs
-from tests.policies.iam import Request, allowed
+from tests.policies.iam import Request, allowed, on_behalf_of
 from tests.template.walk import (
     IAM_ROLE,
     LAYOUT,
@@ -385,17 +385,16 @@ def test_scheduler_roles_trust_only_schedules_of_the_stacks_group(root: Stack) -
         assert grant.condition("aws:SourceArn", ("ArnLike",)) == {"Fn::Sub": SCHEDULES_OF_THE_GROUP}, grant
         trust = root.value(root.template["Resources"][grant.owner]["Properties"]["AssumeRolePolicyDocument"])
 
-        def assume(schedule_arn: str, account: str = ACCOUNT, trust: dict[str, Any] = trust) -> bool:
-            context = {"aws:SourceArn": schedule_arn, "aws:SourceAccount": account}
-            request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=context)
+        def assume(schedule: str, account: str = ACCOUNT, trust: dict[str, Any] = trust) -> bool:
+            schedule_arn = f"arn:aws:scheduler:{REGION}:{account}:schedule/{schedule}"
+            request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=on_behalf_of(schedule_arn))
             return allowed(request, trust["Statement"])
 
-        schedules = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule"
-        assert assume(f"{schedules}/{root.stack_name}/job.nightly-report"), grant
-        assert assume(f"{schedules}/{root.stack_name}/retry.0123abcd.2"), grant
-        assert not assume(f"{schedules}/{root.stack_name}-dev/job.nightly-report"), f"{grant}: a sibling stack's"
-        assert not assume(f"{schedules}/default/job.nightly-report"), f"{grant}: the default group's"
-        assert not assume(f"{schedules}/{root.stack_name}/job.x", account="210987654321"), f"{grant}: another account"
+        assert assume(f"{root.stack_name}/job.nightly-report"), grant
+        assert assume(f"{root.stack_name}/retry.0123abcd.2"), grant
+        assert not assume(f"{root.stack_name}-dev/job.nightly-report"), f"{grant}: a sibling stack's"
+        assert not assume("default/job.nightly-report"), f"{grant}: the default group's"
+        assert not assume(f"{root.stack_name}/job.x", account="210987654321"), f"{grant}: another account's"
 
 
 def test_every_schedule_runs_in_the_stacks_group_with_a_role_that_trusts_it(
@@ -427,9 +426,7 @@ def test_every_schedule_runs_in_the_stacks_group_with_a_role_that_trusts_it(
         assert schedule["GroupName"] == group, label
         arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule['GroupName']}/{schedule['Name']}"
         role = role_by_arn[schedule["Target"]["RoleArn"]]
-        request = Request(
-            "sts:AssumeRole", "*", service=SCHEDULER, context={"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT}
-        )
+        request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=on_behalf_of(arn))
         assert allowed(request, trusts[role]), f"{label}: {role} does not trust {arn}"
         if stack is not root:
             # Job ticks are 'job.<name>': a name no retry ('retry.…') and no platform schedule can take.

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -25,7 +24,7 @@ from taskrunner.domain.jobs import JobSpec
 from taskrunner.domain.trust import registry_problems
 from taskrunner.settings import DispatcherSettings, ScalerSettings
 from tests.conftest import ROOT
-from tests.policies.cfn import ACCOUNT, REGION, STACK, Stack, nested_stack_name, render_jobs
+from tests.policies.cfn import ACCOUNT, REGION, STACK, Stack, nested_stack_name, render_jobs, tool
 from tests.policies.stacks import root_stack
 from tests.template.conftest import job_logical_id
 from tests.template.walk import LAYOUT, platform_index, props
@@ -34,12 +33,8 @@ JSON_PARAMETERS = {"Environment", "Secrets", "EventPattern"}
 
 
 def job_slots() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("job_slots", ROOT / "tools" / "job_slots.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tools/job_slots.py: the Environment and Secrets slots it generates into job.yaml."""
+    return tool("job_slots")
 
 
 def nodes(node: Any) -> Iterator[Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.policies.cfn import ACCOUNT, REGION, Stack
-from tests.policies.iam import Request, allowed
+from tests.policies.iam import Request, allowed, on_behalf_of
 from tests.policies.stacks import OPERATOR, WITH_OPERATORS, root_stack
 from tests.template.walk import as_list, props, resources_of
 
@@ -35,12 +35,9 @@ def policy_of(stack: Stack, logical_id: str, key: str = "PolicyDocument") -> lis
     return statements
 
 
-def rule_arn(name: str, account: str = ACCOUNT) -> str:
-    return f"arn:aws:events:{REGION}:{account}:rule/{name}"
-
-
 def from_rule(name: str, account: str = ACCOUNT) -> dict[str, str]:
-    return {"aws:SourceArn": rule_arn(name, account), "aws:SourceAccount": account}
+    """What EventBridge's delivery for a rule of that name carries."""
+    return on_behalf_of(f"arn:aws:events:{REGION}:{account}:rule/{name}")
 
 
 @pytest.fixture(params=["no operators", "operators"])
@@ -141,10 +138,10 @@ def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consume
     # The exact rule ARN, not a name pattern.
     assert by_sid["TaskStateChangesOfThisCluster"]["Condition"] == {"ArnEquals": {"aws:SourceArn": state_rule}}
     for resource in (queue, dlq):
-        assert may("sqs:SendMessage", resource, service=EVENTS, context={"aws:SourceArn": state_rule}), resource
+        assert may("sqs:SendMessage", resource, service=EVENTS, context=on_behalf_of(state_rule)), resource
     assert not may("sqs:SendMessage", queue, service=EVENTS, context=from_rule(f"{root.stack_name}.thumbnails.s3"))
     assert not may("sqs:SendMessage", queue, service=EVENTS, context=from_rule(f"{root.stack_name}-dev.task-state"))
-    assert not may("sqs:SendMessage", queue, service=EVENTS, context={"aws:SourceArn": state_rule}, secure=False)
+    assert not may("sqs:SendMessage", queue, service=EVENTS, context=on_behalf_of(state_rule), secure=False)
     for sender in (ADMIN, OPERATOR, role["TrackerFunctionRole"], role["DispatchFunctionRole"]):
         assert not may("sqs:SendMessage", queue, principal=sender), sender
     # The Tracker dead-letters what it cannot track; nothing else may put a message there.

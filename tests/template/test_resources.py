@@ -19,8 +19,8 @@ import pytest
 from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSettings
 from tests.conftest import ROOT
-from tests.policies.cfn import ACCOUNT, REGION, Stack, render_jobs
-from tests.policies.iam import Request, allowed
+from tests.policies.cfn import REGION, Stack, render_jobs
+from tests.policies.iam import Request, allowed, on_behalf_of
 from tests.template.walk import (
     LAYOUT,
     NO_VALUE,
@@ -497,9 +497,8 @@ def test_rule_names_are_admitted_by_the_dispatch_queue_policy(root: Stack, job_s
             if not job.condition(job.template["Resources"][rule_id]["Condition"]):
                 continue
             arn = job.attribute(rule_id, "Arn")
-            context = {"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT}
             for queue in queues:
-                request = Request("sqs:SendMessage", queue, service="events.amazonaws.com", context=context)
+                request = Request("sqs:SendMessage", queue, service="events.amazonaws.com", context=on_behalf_of(arn))
                 assert allowed(request, policy), f"{label}: {arn} may not send to {queue}"
             checked += 1
 
