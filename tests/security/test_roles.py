@@ -10,29 +10,30 @@ from typing import Any
 
 import pytest
 
-from tests.security.cfn import ACCOUNT, REGION, Resolved
-from tests.security.conftest import job_stack
-from tests.security.iam import Decision, Request, identity_decision
+from tests.policies.cfn import ACCOUNT, REGION, Stack
+from tests.policies.iam import Decision, Request, identity_decision
 
 
-def policies(stack: Resolved, role: str) -> list[dict[str, Any]]:
-    props = stack.resource(role)["Properties"]
-    return [p["PolicyDocument"] for p in props.get("Policies", [])]
+def policies(stack: Stack, role: str) -> list[dict[str, Any]]:
+    properties = stack.properties(role)
+    # A managed policy's statements are not in the template: a role with one cannot be judged by its inline ones.
+    assert "ManagedPolicyArns" not in properties, f"{stack.stack_name}.{role}: managed policies are not simulated"
+    return [p["PolicyDocument"] for p in properties.get("Policies", [])]
 
 
-def may(stack: Resolved, role: str, action: str, resource: str, **context: str) -> bool:
-    request = Request(str(stack.attribute(role, "Arn")), action, resource, context)
+def may(stack: Stack, role: str, action: str, resource: str, **context: str) -> bool:
+    request = Request(action, resource, principal=stack.arn(role), context=context)
     return identity_decision(request, policies(stack, role)) is Decision.ALLOW
 
 
-def bucket_of(root: Resolved) -> str:
+def bucket_of(root: Stack) -> str:
     return str(root.ref("DataBucket"))
 
 
 # --------------------------------------------------------------------------- a job's task role
 
 
-def test_a_job_reads_only_its_own_prefix(root: Resolved, jobs: dict[str, Resolved]) -> None:
+def test_a_job_reads_only_its_own_prefix(root: Stack, jobs: dict[str, Stack]) -> None:
     thumbnails, bucket = jobs["thumbnails"], bucket_of(root)
     assert may(thumbnails, "TaskRole", "s3:GetObject", f"arn:aws:s3:::{bucket}/uploads/images/cat.jpg")
     assert not may(thumbnails, "TaskRole", "s3:GetObject", f"arn:aws:s3:::{bucket}/reports/2026-11-25.csv")
@@ -40,12 +41,11 @@ def test_a_job_reads_only_its_own_prefix(root: Resolved, jobs: dict[str, Resolve
     assert not may(jobs["nightly-report"], "TaskRole", "s3:GetObject", f"arn:aws:s3:::{bucket}/uploads/images/a.jpg")
 
 
-def test_a_job_mounts_only_its_own_access_point(jobs: dict[str, Resolved]) -> None:
+def test_a_job_mounts_only_its_own_access_point(root: Stack, jobs: dict[str, Stack]) -> None:
     """Cross-job EFS: the report job's role cannot mount the thumbnails job's folder."""
     report = jobs["nightly-report"]
-    file_system = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/fs-0123456789abcdef0"
-    own = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/{report.ref('AccessPoint')}"
-    other = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0thumbnails00000"
+    file_system = root.arn("FileSystem")
+    own, other = report.arn("AccessPoint"), jobs["thumbnails"].arn("AccessPoint")
     assert may(
         report, "TaskRole", "elasticfilesystem:ClientMount", file_system, **{"elasticfilesystem:AccessPointArn": own}
     )
@@ -55,9 +55,9 @@ def test_a_job_mounts_only_its_own_access_point(jobs: dict[str, Resolved]) -> No
     assert not may(report, "TaskRole", "elasticfilesystem:ClientRootAccess", file_system)
 
 
-def test_a_worker_changes_task_protection_only_on_its_own_jobs_tasks(root: Resolved, jobs: dict[str, Resolved]) -> None:
+def test_a_worker_changes_task_protection_only_on_its_own_jobs_tasks(root: Stack, jobs: dict[str, Stack]) -> None:
     worker = jobs["image-worker"]
-    cluster = str(root.attribute("Cluster", "Arn"))
+    cluster = root.arn("Cluster")
     task = cluster.replace(":cluster/", ":task/") + "/0123456789abcdef0123456789abcdef"
     own = {"ecs:cluster": cluster, "aws:ResourceTag/taskrunner:job": "image-worker"}
     others = {"ecs:cluster": cluster, "aws:ResourceTag/taskrunner:job": "transcode"}
@@ -66,14 +66,14 @@ def test_a_worker_changes_task_protection_only_on_its_own_jobs_tasks(root: Resol
 
 
 @pytest.mark.parametrize("job", ["nightly-report", "thumbnails", "order-audit", "transcode"])
-def test_a_job_that_is_not_a_service_cannot_touch_task_protection_at_all(jobs: dict[str, Resolved], job: str) -> None:
+def test_a_job_that_is_not_a_service_cannot_touch_task_protection_at_all(jobs: dict[str, Stack], job: str) -> None:
     task = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/c/0123"
     assert not may(jobs[job], "TaskRole", "ecs:UpdateTaskProtection", task, **{"aws:ResourceTag/taskrunner:job": job})
 
 
-def test_a_worker_consumes_only_its_own_queue(jobs: dict[str, Resolved]) -> None:
+def test_a_worker_consumes_only_its_own_queue(jobs: dict[str, Stack]) -> None:
     worker, transcode = jobs["image-worker"], jobs["transcode"]
-    own, other = str(worker.attribute("WorkQueue", "Arn")), str(transcode.attribute("WorkQueue", "Arn"))
+    own, other = worker.arn("WorkQueue"), transcode.arn("WorkQueue")
     assert may(worker, "TaskRole", "sqs:ReceiveMessage", own)
     assert not may(worker, "TaskRole", "sqs:ReceiveMessage", other)
     assert not may(worker, "TaskRole", "sqs:SendMessage", own), "a worker consumes; it does not produce"
@@ -82,17 +82,17 @@ def test_a_worker_consumes_only_its_own_queue(jobs: dict[str, Resolved]) -> None
 # --------------------------------------------------------------------------- a job's execution role
 
 
-def test_the_execution_role_reads_only_the_jobs_own_secrets(root: Resolved) -> None:
+def test_the_execution_role_reads_only_the_jobs_own_secrets(jobs: dict[str, Stack]) -> None:
     own = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:report-db-AbCdEf"
-    base = job_stack(root, "ReportJob")
-    stack = Resolved(base.template, base.parameters | {"Secrets": f'{{"DB_PASSWORD": "{own}"}}'})
+    base = jobs["nightly-report"]
+    stack = base.with_parameters(Secrets=f'{{"DB_PASSWORD": "{own}"}}')
     assert may(stack, "ExecutionRole", "secretsmanager:GetSecretValue", own)
     other = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:billing-db-XyZ123"
     assert not may(stack, "ExecutionRole", "secretsmanager:GetSecretValue", other)
     assert not may(base, "ExecutionRole", "secretsmanager:GetSecretValue", own), "no Secrets, no secret access"
 
 
-def test_the_execution_role_pulls_only_the_jobs_own_repository(jobs: dict[str, Resolved]) -> None:
+def test_the_execution_role_pulls_only_the_jobs_own_repository(jobs: dict[str, Stack]) -> None:
     worker = jobs["image-worker"]  # its image is taskrunner-example-worker in this account's ECR
     repository = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/taskrunner-example-worker"
     assert may(worker, "ExecutionRole", "ecr:BatchGetImage", repository)
@@ -102,7 +102,7 @@ def test_the_execution_role_pulls_only_the_jobs_own_repository(jobs: dict[str, R
     assert not may(public, "ExecutionRole", "ecr:GetAuthorizationToken", "*")
 
 
-def test_the_execution_role_writes_only_the_jobs_own_log_group(jobs: dict[str, Resolved]) -> None:
+def test_the_execution_role_writes_only_the_jobs_own_log_group(jobs: dict[str, Stack]) -> None:
     report = jobs["nightly-report"]
     own = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/taskrunner/taskrunner/jobs/nightly-report:log-stream:x"
     other = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/taskrunner/taskrunner/jobs/thumbnails:log-stream:x"
@@ -116,24 +116,24 @@ def test_the_execution_role_writes_only_the_jobs_own_log_group(jobs: dict[str, R
 @pytest.mark.parametrize(
     ("role", "own"), [("DispatchFunctionRole", "DispatchQueue"), ("TrackerFunctionRole", "TrackerQueue")]
 )
-def test_a_function_consumes_only_its_own_queue(root: Resolved, role: str, own: str) -> None:
+def test_a_function_consumes_only_its_own_queue(root: Stack, role: str, own: str) -> None:
     """Regression: SAM's AWSLambdaSQSQueueExecutionRole let both receive and delete on every queue of the account."""
-    assert may(root, role, "sqs:ReceiveMessage", str(root.attribute(own, "Arn")))
+    assert may(root, role, "sqs:ReceiveMessage", root.arn(own))
     for queue in ("DispatchQueue", "TrackerQueue", "DispatchDeadLetterQueue", "TrackerDeadLetterQueue"):
         if queue != own:
-            assert not may(root, role, "sqs:ReceiveMessage", str(root.attribute(queue, "Arn"))), queue
+            assert not may(root, role, "sqs:ReceiveMessage", root.arn(queue)), queue
     anything = f"arn:aws:sqs:{REGION}:{ACCOUNT}:payments-orders"
     assert not may(root, role, "sqs:ReceiveMessage", anything)
     assert not may(root, role, "sqs:DeleteMessage", anything)
 
 
-def test_no_function_role_carries_a_managed_policy(root: Resolved) -> None:
+def test_no_function_role_carries_a_managed_policy(root: Stack) -> None:
     for role in ("DispatchFunctionRole", "ScalerFunctionRole", "TrackerFunctionRole"):
-        assert "ManagedPolicyArns" not in root.resource(role)["Properties"], role
+        assert "ManagedPolicyArns" not in root.properties(role), role
 
 
-def test_the_dispatcher_passes_only_job_roles_of_its_stack(root: Resolved, jobs: dict[str, Resolved]) -> None:
-    own = str(jobs["thumbnails"].attribute("TaskRole", "Arn"))
+def test_the_dispatcher_passes_only_job_roles_of_its_stack(root: Stack, jobs: dict[str, Stack]) -> None:
+    own = jobs["thumbnails"].arn("TaskRole")
     admin = f"arn:aws:iam::{ACCOUNT}:role/Admin"
     sibling = f"arn:aws:iam::{ACCOUNT}:role/taskrunner-dev/jobs/taskrunner-dev-X-TaskRole-1"
     to_ecs = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}

@@ -5,33 +5,19 @@ drops (README, "Local mode, the embedded AWS and what it does not emulate") and 
 conventions no linter knows about.
 
 jobs/job.yaml is checked as written (every ``Fn::If`` branch, tests.template.walk) and resolved for each job
-parameter set (tests.template.evaluate): the sets tools/render_jobs.py renders for the linters (every sample
+parameter set (tests.policies.cfn): the sets tools/render_jobs.py renders for the linters (every sample
 job of template.yaml and one job with every optional part on) plus a few only these tests need.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from taskrunner.local.cfn_yaml import load
-from taskrunner.local.stack import sam_transform
-from tests.conftest import ROOT
-from tests.template.evaluate import ACCOUNT, REGION, STACK, Evaluator, render_jobs
-
-ROOT_TEMPLATE = ROOT / "template.yaml"
-JOB_TEMPLATE = ROOT / "jobs" / "job.yaml"
-
-# A pure transform uploads nothing: SAM only needs S3-shaped locations to accept the template.
-PLACEHOLDER_CODE_URI = "s3://taskrunner-template-tests/code.zip"
-PLACEHOLDER_TEMPLATE_URL = "https://s3.amazonaws.com/taskrunner-template-tests/job.yaml"
-TRANSFORM_PARAMETERS = {
-    "VpcId": "vpc-0123456789abcdef0",
-    "Subnets": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
-}
+from tests.policies import stacks
+from tests.policies.cfn import ACCOUNT, REGION, STACK, Stack, nested_stack_name, render_jobs
 
 # Parameter sets the rendered jobs do not cover, with the platform elements they change: a Spot worker service
 # on a stack that allows public IPs, an image pinned by digest with one SSM secret, a bare per-message job.
@@ -73,45 +59,27 @@ EXTRA_JOB_PARAMETERS: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
 }
 
 
-def with_placeholder_locations(template: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy with local CodeUri and nested-application paths replaced, as `sam package` would."""
-    packaged = copy.deepcopy(template)
-    function_globals = packaged.get("Globals", {}).get("Function", {})
-    if isinstance(function_globals.get("CodeUri"), str):
-        function_globals["CodeUri"] = PLACEHOLDER_CODE_URI
-    for resource in packaged["Resources"].values():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            props["CodeUri"] = PLACEHOLDER_CODE_URI
-        elif resource["Type"] == "AWS::Serverless::Application" and isinstance(props.get("Location"), str):
-            props["Location"] = PLACEHOLDER_TEMPLATE_URL
-    return packaged
-
-
 @pytest.fixture(scope="session")
 def template_path() -> Path:
-    return ROOT_TEMPLATE
+    return stacks.ROOT_TEMPLATE
 
 
 @pytest.fixture(scope="session")
 def root_template() -> dict[str, Any]:
     """template.yaml as written (SAM resources, Globals, short-form intrinsics in long form)."""
-    return load(ROOT_TEMPLATE)
+    return stacks.root_template()
 
 
 @pytest.fixture(scope="session")
-def transformed_template(root_template: dict[str, Any]) -> dict[str, Any]:
+def transformed_template() -> dict[str, Any]:
     """template.yaml after aws-sam-translator: what CloudFormation actually receives."""
-    # The translator resolves pseudo parameters from a boto3 session, which needs a region.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        return sam_transform(with_placeholder_locations(root_template), dict(TRANSFORM_PARAMETERS))
+    return stacks.transformed()
 
 
 @pytest.fixture(scope="session")
 def job_template() -> dict[str, Any]:
     """jobs/job.yaml: plain CloudFormation, instantiated once per job as a nested stack."""
-    return load(JOB_TEMPLATE)
+    return stacks.job_template()
 
 
 @pytest.fixture(scope="session")
@@ -124,21 +92,37 @@ def job_parameter_sets(root_template: dict[str, Any], job_template: dict[str, An
     return sets
 
 
-def nested_stack_name(job_name: str) -> str:
-    """What CloudFormation names a nested job stack: <root>-<logical id>-<suffix>."""
-    return f"{STACK}-{job_name.title().replace('-', '')}Job-1A2B3C4D5E6F"
+def job_logical_id(job_name: str, root_template: dict[str, Any]) -> str:
+    """The logical id of the job block that deploys a job: its own, or '<JobName>Job' for a set of these tests."""
+    blocks = {str(p["JobName"]): logical_id for logical_id, p in render_jobs().sample_jobs(root_template).items()}
+    return blocks.get(job_name) or "".join(part.title() for part in job_name.split("-")) + "Job"
 
 
 @pytest.fixture(scope="session")
-def job_sets(job_template: dict[str, Any], job_parameter_sets: dict[str, dict[str, Any]]) -> dict[str, Evaluator]:
-    """Job name → jobs/job.yaml resolved with that job's parameters."""
+def job_sets(
+    root: Stack,
+    root_template: dict[str, Any],
+    job_template: dict[str, Any],
+    job_parameter_sets: dict[str, dict[str, Any]],
+) -> dict[str, Stack]:
+    """Job name → jobs/job.yaml deployed as a nested stack of the root with that job's parameters.
+
+    Each set's Platform is a sample platform list: the stack receives the name of the root's PlatformParameter,
+    which holds that list, as a job block's `Platform: !Ref PlatformParameter` passes it.
+    """
+    platform_parameter = root.ref("PlatformParameter")
     return {
-        name: Evaluator(job_template, parameters, stack_name=nested_stack_name(name))
+        name: Stack(
+            job_template,
+            parameters | {"Platform": platform_parameter},
+            name=nested_stack_name(STACK, job_logical_id(name, root_template)),
+            ssm={platform_parameter: parameters["Platform"]},
+        )
         for name, parameters in job_parameter_sets.items()
     }
 
 
 @pytest.fixture(scope="session")
-def root(transformed_template: dict[str, Any]) -> Evaluator:
+def root() -> Stack:
     """The transformed template.yaml resolved with its defaults (no operators, no boundary, a bucket of its own)."""
-    return Evaluator(transformed_template, TRANSFORM_PARAMETERS)
+    return stacks.root_stack()

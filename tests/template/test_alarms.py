@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 from taskrunner.observability import METRICS, SERVICE, dimension_sets
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator, platform_element, render_jobs
-from tests.template.simulate import Request, allowed
-from tests.template.walk import props, resources_of, sub_text, sub_variables
+from tests.policies.cfn import ACCOUNT, REGION, Stack, render_jobs
+from tests.policies.iam import Request, allowed, on_behalf_of
+from tests.template.walk import platform_element, props, resources_of, sub_text, sub_variables
 
 ALARM = "AWS::CloudWatch::Alarm"
 ACTIONS = ("AlarmActions", "OKActions", "InsufficientDataActions")
@@ -49,7 +49,7 @@ def expand_rows(rows: list[list[Any]]) -> list[list[Any]]:
     return expanded
 
 
-def dashboard_metrics(root: Evaluator) -> list[tuple[str, Metric]]:
+def dashboard_metrics(root: Stack) -> list[tuple[str, Metric]]:
     body = props(root.template, "Dashboard")["DashboardBody"]
     text = sub_text(body)
     assert text is not None
@@ -85,7 +85,7 @@ def alarm_metrics(label: str, alarm: dict[str, Any]) -> list[tuple[str, Metric]]
     return found
 
 
-def every_alarm(root: Evaluator, job_sets: dict[str, Evaluator]) -> list[tuple[str, dict[str, Any]]]:
+def every_alarm(root: Stack, job_sets: dict[str, Stack]) -> list[tuple[str, dict[str, Any]]]:
     """Every alarm the stack deploys, resolved: the root's and each job's (where the job has it)."""
     alarms = [(f"root.{k}", root.value(a["Properties"])) for k, a in resources_of(root.template, ALARM).items()]
     for name, job in job_sets.items():
@@ -123,10 +123,10 @@ def test_every_alarm_is_named_for_the_stack_and_notifies_the_alarm_topic(
         assert properties["AlarmActions"], logical_id
 
 
-def test_every_alarm_may_publish_to_the_alarm_topic(root: Evaluator, job_sets: dict[str, Evaluator]) -> None:
+def test_every_alarm_may_publish_to_the_alarm_topic(root: Stack, job_sets: dict[str, Stack]) -> None:
     # The topic admits only alarms named '<stack>.*': an alarm named otherwise would fire into nothing.
     policy = root.value(props(root.template, "AlarmTopicPolicy")["PolicyDocument"])["Statement"]
-    topic = root.attribute("AlarmTopic", "Arn")
+    topic = root.ref("AlarmTopic")  # a topic's Ref is its ARN
     platform_topic = render_jobs().SAMPLE_PLATFORM["alarm topic ARN"]
     alarms = every_alarm(root, job_sets)
     names = [alarm["AlarmName"] for _, alarm in alarms]
@@ -137,13 +137,8 @@ def test_every_alarm_may_publish_to_the_alarm_topic(root: Evaluator, job_sets: d
         name = alarm["AlarmName"]
         assert len(name) <= 255, label
         arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
-        request = Request(
-            "sns:Publish",
-            topic,
-            service="cloudwatch.amazonaws.com",
-            context={"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT},
-        )
-        assert allowed(policy, request), f"{label}: {name}"
+        request = Request("sns:Publish", topic, service="cloudwatch.amazonaws.com", context=on_behalf_of(arn))
+        assert allowed(request, policy), f"{label}: {name}"
         assert alarm["AlarmActions"] in ([topic], [platform_topic]), label
 
 
@@ -162,7 +157,7 @@ def test_dashboard_shorthand_is_expanded_as_cloudwatch_reads_it() -> None:
 
 
 def test_dashboard_and_alarms_query_only_metrics_the_code_emits(
-    root: Evaluator, root_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    root: Stack, root_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     namespace = function_globals(root_template)["POWERTOOLS_METRICS_NAMESPACE"]
     service = function_globals(root_template)["POWERTOOLS_SERVICE_NAME"]
@@ -188,10 +183,10 @@ def test_every_declared_metric_carries_the_service_dimension() -> None:
     } == {}
 
 
-def test_dashboard_reads_the_aws_metrics_of_the_stacks_own_resources(root: Evaluator) -> None:
+def test_dashboard_reads_the_aws_metrics_of_the_stacks_own_resources(root: Stack) -> None:
     # Outside the Taskrunner namespace the dashboard reads AWS's own metrics of this stack's resources.
     queue_names = {root.attribute(q, "QueueName") for q in resources_of(root.template, "AWS::SQS::Queue")}
-    functions = {root.resource_ref(f) for f in resources_of(root.template, "AWS::Lambda::Function")}
+    functions = {root.ref(f) for f in resources_of(root.template, "AWS::Lambda::Function")}
     body = props(root.template, "Dashboard")["DashboardBody"]
     text = root.value(body)
     dashboard = json.loads(text)

@@ -16,10 +16,11 @@ import pytest
 
 from taskrunner.adapters.retries import DispatchRetries
 from taskrunner.domain.ports import Retry
-from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, platform_element, render_jobs
-from tests.template.simulate import Request, allowed
+from tests.policies.cfn import ACCOUNT, REGION, Stack, render_jobs
+from tests.policies.iam import Request, allowed, on_behalf_of
 from tests.template.walk import (
     IAM_ROLE,
+    LAYOUT,
     NO_VALUE,
     Grant,
     as_list,
@@ -28,6 +29,7 @@ from tests.template.walk import (
     is_resource_of_type,
     items,
     managed_policy_arns,
+    platform_element,
     ref_name,
     resources_of,
     sub_text,
@@ -88,11 +90,10 @@ def job_role_grants(job_template: dict[str, Any], role: str) -> list[Grant]:
     return [grant for grant in identity_grants(job_template) if grant.owner == role]
 
 
-def resolved_grants(job: Evaluator, role: str) -> list[dict[str, Any]]:
+def resolved_grants(job: Stack, role: str) -> list[dict[str, Any]]:
     """The statements of one job role as CloudFormation creates them for that job."""
-    policies = job.value(job.template["Resources"][role]["Properties"].get("Policies", []))
-    if policies == NO_VALUE:  # a job that reaches none of its own resources gets a role without policies
-        return []
+    # A job that reaches none of its own resources gets a role without policies.
+    policies = job.properties(role).get("Policies", [])
     statements = [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
     # One action may be written without a list; the checks below read every statement's actions as a list.
     return [s | {"Action": as_list(s["Action"])} for s in statements]
@@ -240,7 +241,7 @@ def test_job_task_role_takes_managed_policies_only_when_the_job_asks(
 
 
 def test_job_roles_are_bounded_by_the_platforms_permissions_boundary(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     # The boundary bounds ManagedPolicyArns too: a job cannot widen its task role past what the platform allows.
     roles = resources_of(job_template, IAM_ROLE)
@@ -307,7 +308,7 @@ def test_job_stacks_neither_pass_roles_nor_launch_tasks(job_template: dict[str, 
 
 
 def test_only_job_roles_live_under_the_passable_path(
-    root: Evaluator, job_sets: dict[str, Evaluator], job_template: dict[str, Any]
+    root: Stack, job_sets: dict[str, Stack], job_template: dict[str, Any]
 ) -> None:
     (dispatcher_pass,) = [
         g for g in identity_grants(root.template) if g.owner == "DispatchFunctionRole" and "iam:passrole" in g.actions
@@ -371,7 +372,7 @@ def test_each_function_consumes_only_its_own_queue(transformed_template: dict[st
     assert {g.owner for g in consuming} <= set(function_roles(transformed_template).values())
 
 
-def test_scheduler_roles_trust_only_schedules_of_the_stacks_group(root: Evaluator) -> None:
+def test_scheduler_roles_trust_only_schedules_of_the_stacks_group(root: Stack) -> None:
     trusting = [
         g
         for g in trust_grants(root.template)
@@ -384,21 +385,20 @@ def test_scheduler_roles_trust_only_schedules_of_the_stacks_group(root: Evaluato
         assert grant.condition("aws:SourceArn", ("ArnLike",)) == {"Fn::Sub": SCHEDULES_OF_THE_GROUP}, grant
         trust = root.value(root.template["Resources"][grant.owner]["Properties"]["AssumeRolePolicyDocument"])
 
-        def assume(schedule_arn: str, account: str = ACCOUNT, trust: dict[str, Any] = trust) -> bool:
-            context = {"aws:SourceArn": schedule_arn, "aws:SourceAccount": account}
-            request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=context)
-            return allowed(trust["Statement"], request)
+        def assume(schedule: str, account: str = ACCOUNT, trust: dict[str, Any] = trust) -> bool:
+            schedule_arn = f"arn:aws:scheduler:{REGION}:{account}:schedule/{schedule}"
+            request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=on_behalf_of(schedule_arn))
+            return allowed(request, trust["Statement"])
 
-        schedules = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule"
-        assert assume(f"{schedules}/{root.stack_name}/job.nightly-report"), grant
-        assert assume(f"{schedules}/{root.stack_name}/retry.0123abcd.2"), grant
-        assert not assume(f"{schedules}/{root.stack_name}-dev/job.nightly-report"), f"{grant}: a sibling stack's"
-        assert not assume(f"{schedules}/default/job.nightly-report"), f"{grant}: the default group's"
-        assert not assume(f"{schedules}/{root.stack_name}/job.x", account="210987654321"), f"{grant}: another account"
+        assert assume(f"{root.stack_name}/job.nightly-report"), grant
+        assert assume(f"{root.stack_name}/retry.0123abcd.2"), grant
+        assert not assume(f"{root.stack_name}-dev/job.nightly-report"), f"{grant}: a sibling stack's"
+        assert not assume("default/job.nightly-report"), f"{grant}: the default group's"
+        assert not assume(f"{root.stack_name}/job.x", account="210987654321"), f"{grant}: another account's"
 
 
 def test_every_schedule_runs_in_the_stacks_group_with_a_role_that_trusts_it(
-    root: Evaluator, job_sets: dict[str, Evaluator]
+    root: Stack, job_sets: dict[str, Stack]
 ) -> None:
     group = root.value(root.template["Resources"]["ScheduleGroup"]["Properties"]["Name"])
     trusts = {
@@ -422,20 +422,18 @@ def test_every_schedule_runs_in_the_stacks_group_with_a_role_that_trusts_it(
     assert group == root.stack_name
     assert {label for label, _, _ in schedules} >= {"root.ScalerFunctionEveryMinute", "root.TrackerFunctionReconcile"}
     assert any(label.endswith(".Schedule") for label, _, _ in schedules)
-    for label, schedule, evaluator in schedules:
+    for label, schedule, stack in schedules:
         assert schedule["GroupName"] == group, label
         arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule['GroupName']}/{schedule['Name']}"
         role = role_by_arn[schedule["Target"]["RoleArn"]]
-        request = Request(
-            "sts:AssumeRole", "*", service=SCHEDULER, context={"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT}
-        )
-        assert allowed(trusts[role], request), f"{label}: {role} does not trust {arn}"
-        if evaluator is not root:
+        request = Request("sts:AssumeRole", "*", service=SCHEDULER, context=on_behalf_of(arn))
+        assert allowed(request, trusts[role]), f"{label}: {role} does not trust {arn}"
+        if stack is not root:
             # Job ticks are 'job.<name>': a name no retry ('retry.…') and no platform schedule can take.
-            assert schedule["Name"] == f"job.{evaluator.parameters['JobName']}", label
+            assert schedule["Name"] == f"job.{stack.parameters['JobName']}", label
 
 
-def test_tracker_creates_only_retry_schedules_in_the_stacks_group(root: Evaluator) -> None:
+def test_tracker_creates_only_retry_schedules_in_the_stacks_group(root: Stack) -> None:
     creating = [g for g in identity_grants(root.template) if any(a.startswith("scheduler:") for a in g.actions)]
     environment = root.value(root.template["Resources"]["TrackerFunction"]["Properties"]["Environment"]["Variables"])
     calls: list[dict[str, Any]] = []
@@ -486,7 +484,7 @@ def test_job_task_role_cannot_write_or_delete_objects(job_template: dict[str, An
 
 
 def test_job_task_role_reads_objects_only_under_its_own_prefix(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     reading = [
         g for g in job_role_grants(job_template, "TaskRole") if {"s3:getobject", "s3:getobjectversion"} & set(g.actions)
@@ -552,7 +550,7 @@ def test_job_task_role_reaches_only_its_own_work_queue(job_template: dict[str, A
 
 
 def test_task_protection_only_for_a_service_and_only_on_the_jobs_own_tasks(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     # A worker protects its own task from scale-in while it holds a message. Tasks of every job share the
     # cluster, so the grant is limited to tasks carrying this job's tag, which its service propagates.
@@ -590,7 +588,7 @@ def test_job_execution_role_uses_only_logs_ecr_and_its_secrets(job_template: dic
 
 
 def test_job_execution_role_writes_only_its_own_log_group(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     logging = [
         g for g in job_role_grants(job_template, "ExecutionRole") if any(a.startswith("logs:") for a in g.actions)
@@ -613,7 +611,7 @@ def _repository(image: str) -> str | None:
     return path.split("@", 1)[0].split(":", 1)[0]
 
 
-def test_job_execution_role_pulls_only_its_own_private_ecr_repository(job_sets: dict[str, Evaluator]) -> None:
+def test_job_execution_role_pulls_only_its_own_private_ecr_repository(job_sets: dict[str, Stack]) -> None:
     repositories = {}
     for name, job in job_sets.items():
         statements = resolved_grants(job, "ExecutionRole")
@@ -639,7 +637,7 @@ def test_job_execution_role_pulls_only_its_own_private_ecr_repository(job_sets: 
     assert {"team/everything", "pinned", "taskrunner-example-worker"} <= set(repositories.values())
 
 
-def test_job_execution_role_reads_only_the_secrets_the_job_names(job_sets: dict[str, Evaluator]) -> None:
+def test_job_execution_role_reads_only_the_secrets_the_job_names(job_sets: dict[str, Stack]) -> None:
     with_secrets = 0
     for name, job in job_sets.items():
         secrets = json.loads(job.parameters["Secrets"])
@@ -660,7 +658,7 @@ def test_job_execution_role_reads_only_the_secrets_the_job_names(job_sets: dict[
 
 
 def test_job_execution_role_decrypts_only_the_jobs_keys_through_secrets_services(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     decrypting = [g for g in job_role_grants(job_template, "ExecutionRole") if "kms:decrypt" in g.actions]
 

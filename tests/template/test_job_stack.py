@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -25,20 +24,17 @@ from taskrunner.domain.jobs import JobSpec
 from taskrunner.domain.trust import registry_problems
 from taskrunner.settings import DispatcherSettings, ScalerSettings
 from tests.conftest import ROOT
-from tests.template.conftest import TRANSFORM_PARAMETERS, nested_stack_name
-from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, render_jobs
-from tests.template.walk import platform_index, props
+from tests.policies.cfn import ACCOUNT, REGION, STACK, Stack, nested_stack_name, render_jobs, tool
+from tests.policies.stacks import root_stack
+from tests.template.conftest import job_logical_id
+from tests.template.walk import LAYOUT, platform_index, props
 
 JSON_PARAMETERS = {"Environment", "Secrets", "EventPattern"}
 
 
 def job_slots() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("job_slots", ROOT / "tools" / "job_slots.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tools/job_slots.py: the Environment and Secrets slots it generates into job.yaml."""
+    return tool("job_slots")
 
 
 def nodes(node: Any) -> Iterator[Any]:
@@ -67,10 +63,10 @@ PLATFORM_SOURCES = {
     "AssignPublicIp": lambda root, env: env["ASSIGN_PUBLIC_IP"],
     "dispatch queue ARN": lambda root, env: root.attribute("DispatchQueue", "Arn"),
     "dispatch DLQ ARN": lambda root, env: root.attribute("DispatchDeadLetterQueue", "Arn"),
-    "EFS file system id": lambda root, env: root.resource_ref("FileSystem"),
+    "EFS file system id": lambda root, env: root.ref("FileSystem"),
     "data bucket": lambda root, env: env["DATA_BUCKET"],
     "log retention days": lambda root, env: root.parameters["LogRetentionDays"],
-    "alarm topic ARN": lambda root, env: root.resource_ref("AlarmTopic"),
+    "alarm topic ARN": lambda root, env: root.ref("AlarmTopic"),
     "job scheduler role ARN": lambda root, env: env["RETRY_SCHEDULER_ROLE_ARN"],
     "schedule group": lambda root, env: env["SCHEDULE_GROUP"],
     'permissions boundary ARN or "none"': lambda root, env: root.parameters["PermissionsBoundaryArn"] or "none",
@@ -89,16 +85,16 @@ ROOT_VARIANTS = {
 
 
 @pytest.fixture(params=sorted(ROOT_VARIANTS))
-def root_variant(request: pytest.FixtureRequest, transformed_template: dict[str, Any]) -> Evaluator:
-    return Evaluator(transformed_template, TRANSFORM_PARAMETERS | ROOT_VARIANTS[request.param])
+def root_variant(request: pytest.FixtureRequest) -> Stack:
+    return root_stack(**ROOT_VARIANTS[request.param])
 
 
-def platform_value(root: Evaluator) -> list[str]:
+def platform_value(root: Stack) -> list[str]:
     value: str = root.value(props(root.template, "PlatformParameter")["Value"])
     return value.split(",")
 
 
-def function_environment(root: Evaluator, function: str) -> dict[str, str]:
+def function_environment(root: Stack, function: str) -> dict[str, str]:
     variables = root.value(props(root.template, function)["Environment"]["Variables"])
     return {name: str(value) for name, value in variables.items()}
 
@@ -113,7 +109,7 @@ def test_metadata_documents_the_platform_elements_every_job_reads(job_template: 
     assert indexes == set(range(len(LAYOUT)))
 
 
-def test_root_platform_parameter_holds_exactly_the_documented_elements_in_order(root_variant: Evaluator) -> None:
+def test_root_platform_parameter_holds_exactly_the_documented_elements_in_order(root_variant: Stack) -> None:
     parameter = props(root_variant.template, "PlatformParameter")
     elements = parameter["Value"]["Fn::Join"]
     values = platform_value(root_variant)
@@ -134,19 +130,19 @@ def test_root_platform_parameter_holds_exactly_the_documented_elements_in_order(
 
 
 def test_sample_jobs_registry_entries_pass_the_lambdas_checks_against_the_root(
-    root_variant: Evaluator, root_template: dict[str, Any], job_template: dict[str, Any]
+    root_variant: Stack, root_template: dict[str, Any], job_template: dict[str, Any]
 ) -> None:
     # End to end: the root's PlatformParameter, resolved, is what each job stack receives; the registry entry it
     # writes must then name only what this stack deployed, by the Dispatcher's and the Scaler's own checks.
-    platform = ",".join(platform_value(root_variant))
+    platform = platform_value(root_variant)
     checks = []
     for function, settings in (("DispatchFunction", DispatcherSettings), ("ScalerFunction", ScalerSettings)):
         environment = function_environment(root_variant, function) | {"AWS_REGION": REGION}
         checks.append(settings.from_env(environment).bounds())
 
-    for logical_id, passed in render_jobs().sample_jobs(root_template).items():
-        parameters = {name: root_variant.value(value) for name, value in passed.items() if name != "Platform"}
-        job = Evaluator(job_template, parameters | {"Platform": platform}, stack_name=nested_stack_name(logical_id))
+    for logical_id in render_jobs().sample_jobs(root_template):
+        job = root_variant.nested(logical_id, job_template)
+        assert job.value({"Ref": "Platform"}) == platform, logical_id
         spec = JobSpec.parse(job.value(props(job_template, "RegistryEntry")["Value"]))
         for bounds in checks:
             assert registry_problems(spec, bounds) == [], logical_id
@@ -304,7 +300,7 @@ def test_generated_slots_are_current() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_slots_turn_environment_and_secrets_into_exactly_the_jobs_entries(job_sets: dict[str, Evaluator]) -> None:
+def test_slots_turn_environment_and_secrets_into_exactly_the_jobs_entries(job_sets: dict[str, Stack]) -> None:
     filled = {"environment": 0, "secrets": 0}
     for name, job in job_sets.items():
         (container,) = job.value(props(job.template, "TaskDefinition")["ContainerDefinitions"])
@@ -327,7 +323,7 @@ def test_slots_turn_environment_and_secrets_into_exactly_the_jobs_entries(job_se
 
 
 def test_container_runs_as_the_jobs_own_uid_never_root(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     (container,) = props(job_template, "TaskDefinition")["ContainerDefinitions"]
     uid = job_template["Parameters"]["PosixUid"]
@@ -355,7 +351,9 @@ def test_rendered_jobs_turn_every_condition_both_ways(
     rendered = tool.job_parameter_sets(root_template, job_template)
     outcomes: dict[str, set[bool]] = {name: set() for name in job_template["Conditions"]}
     for name, parameters in rendered.items():
-        job = Evaluator(tool.render(job_template, parameters), {}, stack_name=nested_stack_name(name))
+        job = Stack(
+            tool.render(job_template, parameters), name=nested_stack_name(STACK, job_logical_id(name, root_template))
+        )
         for condition, value in job.conditions.items():
             outcomes[condition].add(value)
 

@@ -1,8 +1,12 @@
-"""Resource policies, resolved and asked: who may send to, consume from, publish to, decrypt with or mount.
+"""Resource policies, resolved: each one's statements exactly, and the requests only they admit.
 
-Each policy is resolved for the stack (tests.template.evaluate) and requests are decided with IAM's evaluation
-rules (tests.template.simulate): a request names its principal's real ARN, its source ARN and whether it came
-over TLS. moto's CloudFormation drops every one of these policies, so nothing else checks them before AWS does.
+Each policy is resolved for the stack (tests.policies.cfn): who it names, for which resources, on which
+conditions. Where a policy's shape decides between principals the security tier does not play (the dead-letter
+queues, the tracker's consumers, the key's delegation, every job parameter set's work queue), requests are
+decided with IAM's evaluation rules as well (tests.policies.iam). The attacks on these policies (an account's
+role, a sibling stack's rule, an operator not named, a mount without an access point ...) are
+tests/security/test_resource_policies.py's. moto's CloudFormation drops every one of these policies, so nothing
+else checks them before AWS does.
 
 Sibling stacks matter: `taskrunner` and `taskrunner-dev` live in one account (samconfig.toml). Names of the
 stack's rules, alarms and schedules start with '<stack>.' or '<stack>/', and stack names cannot contain '.', so
@@ -15,82 +19,37 @@ from typing import Any
 
 import pytest
 
-from tests.template.conftest import TRANSFORM_PARAMETERS
-from tests.template.evaluate import ACCOUNT, REGION, Evaluator
-from tests.template.simulate import Request, allowed
+from tests.policies.cfn import ACCOUNT, REGION, Stack
+from tests.policies.iam import Request, allowed, on_behalf_of
+from tests.policies.stacks import OPERATOR, WITH_OPERATORS, root_stack
 from tests.template.walk import as_list, props, resources_of
 
 OTHER_ACCOUNT = "210987654321"
 EVENTS = "events.amazonaws.com"
 CLOUDWATCH = "cloudwatch.amazonaws.com"
-OPERATORS = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_Operators_*"
-OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Operators_0123abcd"
-ONCALL = f"arn:aws:iam::{ACCOUNT}:role/oncall"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"  # any other principal of the account, whatever its own policy allows
 
 
-def policy_of(stack: Evaluator, logical_id: str, key: str = "PolicyDocument") -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = stack.value(props(stack.template, logical_id)[key])["Statement"]
+def policy_of(stack: Stack, logical_id: str, key: str = "PolicyDocument") -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = stack.properties(logical_id)[key]["Statement"]
     return statements
 
 
-def rule_arn(name: str, account: str = ACCOUNT) -> str:
-    return f"arn:aws:events:{REGION}:{account}:rule/{name}"
-
-
 def from_rule(name: str, account: str = ACCOUNT) -> dict[str, str]:
-    return {"aws:SourceArn": rule_arn(name, account), "aws:SourceAccount": account}
+    """What EventBridge's delivery for a rule of that name carries."""
+    return on_behalf_of(f"arn:aws:events:{REGION}:{account}:rule/{name}")
 
 
 @pytest.fixture(params=["no operators", "operators"])
-def stack(request: pytest.FixtureRequest, transformed_template: dict[str, Any]) -> Evaluator:
+def stack(request: pytest.FixtureRequest) -> Stack:
     """The root stack resolved without and with OperatorPrincipalArns (a wildcard entry and an exact one)."""
-    operators = {"no operators": "", "operators": f"{OPERATORS},{ONCALL}"}[request.param]
-    return Evaluator(transformed_template, TRANSFORM_PARAMETERS | {"OperatorPrincipalArns": operators})
-
-
-# ------------------------------------------------------------------------------------------ the simulator itself
-
-
-def test_simulator_applies_iams_rules_to_the_forms_these_policies_use() -> None:
-    # The policies below rely on these rules; a simulator that got one wrong would pass them all.
-    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"
-    role = f"arn:aws:iam::{ACCOUNT}:role/path/r"
-    deny_unless = {
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "sqs:SendMessage",
-        "Resource": queue,
-        # Two keys in one operator: denied only when both fail to match.
-        "Condition": {"ArnNotLike": {"aws:SourceArn": rule_arn("s.*"), "aws:PrincipalArn": [role, "arn:x"]}},
-    }
-    allow_events = {
-        "Effect": "Allow",
-        "Principal": {"Service": EVENTS},
-        "Action": "sqs:SendMessage",
-        "Resource": queue,
-        "Condition": {"ArnLike": {"aws:SourceArn": rule_arn("s.*")}},
-    }
-    policy = [deny_unless, allow_events]
-
-    assert allowed(policy, Request("sqs:SendMessage", queue, principal=role))  # no SourceArn: only the role counts
-    assert not allowed(policy, Request("sqs:SendMessage", queue, principal=f"arn:aws:iam::{ACCOUNT}:role/path/r2"))
-    assert allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s.job.s3")))
-    # ArnLike compares the resource part as a whole: '*' crosses '/' (a rule on a bus named 's.x' would match).
-    assert allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s.x/rule")))
-    assert not allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS, context=from_rule("s-dev.job.s3")))
-    assert not allowed(policy, Request("sqs:SendMessage", queue, service=EVENTS))  # a service needs an Allow
-    assert not allowed(policy, Request("sqs:SendMessage", queue, principal=role, identity_allows=False))
-    assert not allowed([], Request("sqs:SendMessage", queue, principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/r"))
-    null_deny = {"Effect": "Deny", "Principal": "*", "Action": "*", "Condition": {"Null": {"k": "true"}}}
-    assert not allowed([null_deny], Request("sqs:SendMessage", queue, principal=role))
-    assert allowed([null_deny], Request("sqs:SendMessage", queue, principal=role, context={"k": "v"}))
+    return root_stack(**WITH_OPERATORS) if request.param == "operators" else root_stack()
 
 
 # ------------------------------------------------------------------------------------------ the dispatch queue
 
 
-def test_dispatch_queue_policy_is_exactly_its_statements(stack: Evaluator) -> None:
+def test_dispatch_queue_policy_is_exactly_its_statements(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     queues = [stack.attribute("DispatchQueue", "Arn"), stack.attribute("DispatchDeadLetterQueue", "Arn")]
     by_sid = {s["Sid"]: s for s in policy}
@@ -134,45 +93,13 @@ def test_dispatch_queue_policy_is_exactly_its_statements(stack: Evaluator) -> No
     assert by_sid["DenyWithoutTls"]["Resource"] == queues
 
 
-def test_only_the_stacks_senders_may_send_to_the_dispatch_queue(stack: Evaluator) -> None:
-    policy = policy_of(stack, "DispatchQueuePolicy")
-    queue = stack.attribute("DispatchQueue", "Arn")
-    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
-    with_operators = bool(stack.parameters["OperatorPrincipalArns"])
-
-    def send(**request: Any) -> bool:
-        return allowed(policy, Request("sqs:SendMessage", queue, **request))
-
-    # The stack's rules (every job rule is '<stack>.<job>.<kind>').
-    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3"))
-    assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.order-audit.event"))
-    # Not a sibling stack's rules, nor a rule of another account, nor a rule that does not say where it is from.
-    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}-dev.nightly-report.s3"))
-    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}X.nightly-report.s3"))
-    assert not send(service=EVENTS, context=from_rule(f"{stack.stack_name}.nightly-report.s3", OTHER_ACCOUNT))
-    assert not send(service=EVENTS)
-    # Schedules (job ticks and late retries) and the Tracker's retries.
-    assert send(principal=role["DispatchSchedulerRole"])
-    assert send(principal=role["TrackerFunctionRole"])
-    assert not send(principal=role["TrackerFunctionRole"], secure=False)
-    # No other role of the stack, and no other principal of the account, whatever its own IAM policy says.
-    for other in ("DispatchFunctionRole", "ScalerFunctionRole", "PlatformSchedulesRole"):
-        assert not send(principal=role[other]), other
-    assert not send(principal=ADMIN)
-    assert not send(principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/oncall")
-    # Operators exactly as listed (a wildcard entry, an exact one), and only when listed.
-    assert send(principal=OPERATOR) is with_operators
-    assert send(principal=ONCALL) is with_operators
-    assert not send(principal=f"arn:aws:iam::{ACCOUNT}:role/oncall-extended")
-
-
-def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Evaluator) -> None:
+def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Stack) -> None:
     policy = policy_of(stack, "DispatchQueuePolicy")
     dlq = stack.attribute("DispatchDeadLetterQueue", "Arn")
     role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
 
     def send(**request: Any) -> bool:
-        return allowed(policy, Request("sqs:SendMessage", dlq, **request))
+        return allowed(Request("sqs:SendMessage", dlq, **request), policy)
 
     # The rules' and schedules' dead letters, and the Dispatcher's permanent failures.
     assert send(service=EVENTS, context=from_rule(f"{stack.stack_name}.thumbnails.s3"))
@@ -186,24 +113,10 @@ def test_only_the_stacks_dead_letterers_may_send_to_the_dispatch_dlq(stack: Eval
     assert not send(principal=ADMIN)
 
 
-def test_only_the_dispatcher_consumes_the_dispatch_queue(stack: Evaluator) -> None:
-    policy = policy_of(stack, "DispatchQueuePolicy")
-    queue = stack.attribute("DispatchQueue", "Arn")
-    role = {name: stack.attribute(name, "Arn") for name in resources_of(stack.template, "AWS::IAM::Role")}
-
-    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
-        assert allowed(policy, Request(action, queue, principal=role["DispatchFunctionRole"])), action
-        assert not allowed(policy, Request(action, queue, principal=role["DispatchFunctionRole"], secure=False))
-        for other in ("TrackerFunctionRole", "ScalerFunctionRole", "DispatchSchedulerRole"):
-            assert not allowed(policy, Request(action, queue, principal=role[other])), f"{other}: {action}"
-        assert not allowed(policy, Request(action, queue, principal=ADMIN)), action
-        assert not allowed(policy, Request(action, queue, principal=OPERATOR)), action
-
-
 # ------------------------------------------------------------------------------------------ the tracker queue
 
 
-def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consumes(root: Evaluator) -> None:
+def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consumes(root: Stack) -> None:
     # A forged state change could mark a run SUCCEEDED: only the stack's own task-state rule may send.
     policy = policy_of(root, "TrackerQueuePolicy")
     queue, dlq = root.attribute("TrackerQueue", "Arn"), root.attribute("TrackerDeadLetterQueue", "Arn")
@@ -212,7 +125,7 @@ def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consume
     by_sid = {s["Sid"]: s for s in policy}
 
     def may(action: str, resource: str, **request: Any) -> bool:
-        return allowed(policy, Request(action, resource, **request))
+        return allowed(Request(action, resource, **request), policy)
 
     assert set(by_sid) == {
         "TaskStateChangesOfThisCluster",
@@ -225,10 +138,10 @@ def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consume
     # The exact rule ARN, not a name pattern.
     assert by_sid["TaskStateChangesOfThisCluster"]["Condition"] == {"ArnEquals": {"aws:SourceArn": state_rule}}
     for resource in (queue, dlq):
-        assert may("sqs:SendMessage", resource, service=EVENTS, context={"aws:SourceArn": state_rule}), resource
+        assert may("sqs:SendMessage", resource, service=EVENTS, context=on_behalf_of(state_rule)), resource
     assert not may("sqs:SendMessage", queue, service=EVENTS, context=from_rule(f"{root.stack_name}.thumbnails.s3"))
     assert not may("sqs:SendMessage", queue, service=EVENTS, context=from_rule(f"{root.stack_name}-dev.task-state"))
-    assert not may("sqs:SendMessage", queue, service=EVENTS, context={"aws:SourceArn": state_rule}, secure=False)
+    assert not may("sqs:SendMessage", queue, service=EVENTS, context=on_behalf_of(state_rule), secure=False)
     for sender in (ADMIN, OPERATOR, role["TrackerFunctionRole"], role["DispatchFunctionRole"]):
         assert not may("sqs:SendMessage", queue, principal=sender), sender
     # The Tracker dead-letters what it cannot track; nothing else may put a message there.
@@ -241,7 +154,7 @@ def test_only_the_task_state_rule_feeds_the_tracker_and_only_the_tracker_consume
             assert not may(action, queue, principal=other), f"{other}: {action}"
 
 
-def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(root: Evaluator) -> None:
+def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(root: Stack) -> None:
     rule = root.value(props(root.template, "TaskStateChangeRule"))
 
     assert rule["Name"] == f"{root.stack_name}.task-state"
@@ -253,7 +166,7 @@ def test_the_task_state_rule_is_the_stacks_own_and_targets_the_tracker_queue(roo
 # ------------------------------------------------------------------------------------------ alarms: key and topic
 
 
-def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root: Evaluator) -> None:
+def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root: Stack) -> None:
     # CloudWatch alarms cannot publish to a topic encrypted with alias/aws/sns (its key policy cannot admit
     # cloudwatch.amazonaws.com): the topic's key is a customer managed key of the stack.
     topic = props(root.template, "AlarmTopic")
@@ -262,7 +175,7 @@ def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root:
     policy = key["KeyPolicy"]["Statement"]
 
     def may(action: str, **request: Any) -> bool:
-        return allowed(policy, Request(action, key_arn, **request))
+        return allowed(Request(action, key_arn, **request), policy)
 
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
     assert key["EnableKeyRotation"] is True
@@ -283,59 +196,10 @@ def test_alarm_topic_is_encrypted_with_its_own_key_that_cloudwatch_may_use(root:
     assert not may("kms:Decrypt", principal=f"arn:aws:iam::{OTHER_ACCOUNT}:role/admin")
 
 
-def test_only_the_stacks_alarms_publish_to_the_alarm_topic_over_tls(root: Evaluator) -> None:
-    policy = policy_of(root, "AlarmTopicPolicy")
-    topic = root.attribute("AlarmTopic", "Arn")
-
-    def publish(alarm: str, account: str = ACCOUNT, **request: Any) -> bool:
-        arn = f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{alarm}"
-        context = {"aws:SourceArn": arn, "aws:SourceAccount": account}
-        return allowed(policy, Request("sns:Publish", topic, service=CLOUDWATCH, context=context, **request))
-
-    assert props(root.template, "AlarmTopicPolicy")["Topics"] == [{"Ref": "AlarmTopic"}]
-    assert publish(f"{root.stack_name}.runs-failed")
-    assert publish(f"{root.stack_name}.image-worker.work-dlq")
-    assert not publish(f"{root.stack_name}-dev.runs-failed")
-    assert not publish("runs-failed")
-    assert not publish(f"{root.stack_name}.runs-failed", account=OTHER_ACCOUNT)
-    assert not publish(f"{root.stack_name}.runs-failed", secure=False)
-    assert not allowed(policy, Request("sns:Publish", topic, principal=ADMIN, secure=False))
-
-
-# ------------------------------------------------------------------------------------------ EFS
-
-
-def test_file_system_admits_only_iam_mounts_through_an_access_point_and_never_root(root: Evaluator) -> None:
-    policy = policy_of(root, "FileSystem", "FileSystemPolicy")
-    file_system = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{root.resource_ref('FileSystem')}"
-    access_point = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0123456789abcdef0"
-    task_role = f"arn:aws:iam::{ACCOUNT}:role/{root.stack_name}/jobs/{root.stack_name}-ReportJob-TaskRole-X"
-    through_access_point = {
-        "elasticfilesystem:AccessPointArn": access_point,
-        "elasticfilesystem:AccessedViaMountTarget": "true",
-    }
-    direct = {"elasticfilesystem:AccessedViaMountTarget": "true"}
-
-    def may(action: str, context: dict[str, str], **request: Any) -> bool:
-        request = {"principal": task_role} | request
-        return allowed(policy, Request(action, file_system, context=context, **request))
-
-    for action in ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"):
-        assert may(action, through_access_point), action
-        # A mount without an access point would see every job's folder, as any uid it claims.
-        assert not may(action, direct), action
-        assert not may(action, through_access_point, secure=False), action
-        # Only principals whose own policy allows it (each task role allows its own access point).
-        assert not may(action, through_access_point, identity_allows=False), action
-        assert not may(action, through_access_point, principal=None), f"{action}: anonymous"
-    assert not may("elasticfilesystem:ClientRootAccess", through_access_point)
-    assert not may("elasticfilesystem:ClientRootAccess", direct)
-
-
 # ------------------------------------------------------------------------------------------ the job's work queue
 
 
-def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_sets: dict[str, Evaluator]) -> None:
+def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_sets: dict[str, Stack]) -> None:
     checked = {"named producers": 0, "this account": 0}
     for name, job in job_sets.items():
         if not job.condition("HasWorkQueue"):
@@ -345,7 +209,7 @@ def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_s
         producers = [p for p in job.parameters["WorkQueueProducers"].split(",") if p]
 
         def send(principal: str, secure: bool = True, resource: str = queue, policy: list[Any] = policy) -> bool:
-            return allowed(policy, Request("sqs:SendMessage", resource, principal=principal, secure=secure))
+            return allowed(Request("sqs:SendMessage", resource, principal=principal, secure=secure), policy)
 
         assert props(job.template, "WorkQueuePolicy")["Queues"] == [
             {"Ref": "WorkQueue"},
@@ -355,7 +219,7 @@ def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_s
         assert [as_list(s["Resource"]) for s in tls] == [[queue, dlq]], name
         assert [s for s in policy if s["Effect"] == "Allow"] == [], f"{name}: a queue policy need not allow anyone"
         assert not send(f"arn:aws:iam::{OTHER_ACCOUNT}:role/producer"), name
-        assert not allowed(policy, Request("sqs:SendMessage", queue, service="sns.amazonaws.com")), name
+        assert not allowed(Request("sqs:SendMessage", queue, service="sns.amazonaws.com"), policy), name
         if producers:
             checked["named producers"] += 1
             assert send(producers[0].replace("*", "ingest")), name
@@ -367,7 +231,7 @@ def test_work_queue_admits_its_producers_or_this_account_and_only_over_tls(job_s
             assert not send(ADMIN, secure=False), name
         # The job's own workers consume it (their task role allows exactly that queue).
         task_role = job.attribute("TaskRole", "Arn")
-        assert allowed(policy, Request("sqs:ReceiveMessage", queue, principal=task_role)), name
+        assert allowed(Request("sqs:ReceiveMessage", queue, principal=task_role), policy), name
 
     assert checked["named producers"] >= 1
     assert checked["this account"] >= 1

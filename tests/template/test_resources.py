@@ -19,13 +19,15 @@ import pytest
 from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.settings import DispatcherSettings, ScalerSettings, TrackerSettings
 from tests.conftest import ROOT
-from tests.template.evaluate import ACCOUNT, LAYOUT, REGION, Evaluator, platform_element, render_jobs
-from tests.template.simulate import Request, allowed
+from tests.policies.cfn import REGION, Stack, render_jobs
+from tests.policies.iam import Request, allowed, on_behalf_of
 from tests.template.walk import (
+    LAYOUT,
     NO_VALUE,
     as_list,
     is_false,
     is_true,
+    platform_element,
     props,
     ref_name,
     resources_of,
@@ -54,7 +56,7 @@ LAMBDA_RUNTIME_VARIABLES = frozenset(
 PLATFORM = render_jobs().SAMPLE_PLATFORM
 
 
-def platform_of(job: Evaluator, element: str) -> str:
+def platform_of(job: Stack, element: str) -> str:
     """One element of the Platform list this job stack received."""
     value: str = job.value({"Fn::Select": [LAYOUT.index(element), {"Ref": "Platform"}]})
     return value
@@ -149,7 +151,7 @@ def test_job_volume_mounts_its_own_access_point_with_tls_and_iam(job_template: d
 
 
 def test_job_access_point_is_its_own_directory_as_a_non_root_user(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     access_point = props(job_template, "AccessPoint")
     uid = job_template["Parameters"]["PosixUid"]
@@ -225,7 +227,7 @@ def test_worker_service_leaves_its_count_to_the_scaler_on_capacity_providers_wit
     assert service["TaskDefinition"] == {"Ref": "TaskDefinition"}
 
 
-def test_worker_service_uses_spot_exactly_when_the_job_asks(job_sets: dict[str, Evaluator]) -> None:
+def test_worker_service_uses_spot_exactly_when_the_job_asks(job_sets: dict[str, Stack]) -> None:
     for label, job in job_sets.items():
         strategy = job.value(job.template["Resources"]["Service"]["Properties"]["CapacityProviderStrategy"])
         providers = [s["CapacityProvider"] for s in strategy]
@@ -324,7 +326,7 @@ def test_dispatcher_consumes_the_dispatch_queue_in_bounded_partial_batches(
 
 
 @pytest.mark.parametrize("function", sorted(SETTINGS))
-def test_every_function_environment_satisfies_its_settings(root: Evaluator, function: str) -> None:
+def test_every_function_environment_satisfies_its_settings(root: Stack, function: str) -> None:
     settings = SETTINGS[function]
     required = {field.alias for field in settings.model_fields.values() if field.is_required()}
     environment = root.value(props(root.template, function)["Environment"]["Variables"])
@@ -393,7 +395,7 @@ def test_tasks_get_no_public_ip_by_default(
 # ------------------------------------------------------------------------------------------ job triggers
 
 
-def test_schedule_input_carries_the_scheduled_time_and_the_job(job_sets: dict[str, Evaluator]) -> None:
+def test_schedule_input_carries_the_scheduled_time_and_the_job(job_sets: dict[str, Stack]) -> None:
     target = job_sets["nightly-report"].template["Resources"]["Schedule"]["Properties"]["Target"]
 
     assert "<aws.scheduler.scheduled-time>" in target["Input"]["Fn::Sub"]
@@ -404,7 +406,7 @@ def test_schedule_input_carries_the_scheduled_time_and_the_job(job_sets: dict[st
 
 
 def test_schedules_are_exact_and_retry_until_their_deadline(
-    job_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    job_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     schedule = props(job_template, "Schedule")
     retry = schedule["Target"]["RetryPolicy"]
@@ -475,7 +477,7 @@ def test_root_stack_rule_targets_have_dead_letter_queues(transformed_template: d
     assert missing == []
 
 
-def test_rule_inputs_are_json_once_eventbridge_fills_them(job_sets: dict[str, Evaluator]) -> None:
+def test_rule_inputs_are_json_once_eventbridge_fills_them(job_sets: dict[str, Stack]) -> None:
     for label, job in job_sets.items():
         for rule_id, trigger in (("UploadRule", "s3"), ("PatternRule", "event")):
             (target,) = job.template["Resources"][rule_id]["Properties"]["Targets"]
@@ -484,7 +486,7 @@ def test_rule_inputs_are_json_once_eventbridge_fills_them(job_sets: dict[str, Ev
             assert message == {"job": job.parameters["JobName"], "trigger": trigger, "event": {"detail": {}}}, label
 
 
-def test_rule_names_are_admitted_by_the_dispatch_queue_policy(root: Evaluator, job_sets: dict[str, Evaluator]) -> None:
+def test_rule_names_are_admitted_by_the_dispatch_queue_policy(root: Stack, job_sets: dict[str, Stack]) -> None:
     # EventBridge delivers to the queue and its DLQ only as the queue policy allows: by rule ARN.
     policy = root.value(props(root.template, "DispatchQueuePolicy")["PolicyDocument"])["Statement"]
     queues = [root.attribute("DispatchQueue", "Arn"), root.attribute("DispatchDeadLetterQueue", "Arn")]
@@ -495,10 +497,9 @@ def test_rule_names_are_admitted_by_the_dispatch_queue_policy(root: Evaluator, j
             if not job.condition(job.template["Resources"][rule_id]["Condition"]):
                 continue
             arn = job.attribute(rule_id, "Arn")
-            context = {"aws:SourceArn": arn, "aws:SourceAccount": ACCOUNT}
             for queue in queues:
-                request = Request("sqs:SendMessage", queue, service="events.amazonaws.com", context=context)
-                assert allowed(policy, request), f"{label}: {arn} may not send to {queue}"
+                request = Request("sqs:SendMessage", queue, service="events.amazonaws.com", context=on_behalf_of(arn))
+                assert allowed(request, policy), f"{label}: {arn} may not send to {queue}"
             checked += 1
 
     assert checked >= 3
@@ -507,7 +508,7 @@ def test_rule_names_are_admitted_by_the_dispatch_queue_policy(root: Evaluator, j
 # ------------------------------------------------------------------------------------------ registry entry
 
 
-def test_registry_entry_is_a_valid_job_spec_for_every_parameter_set(job_sets: dict[str, Evaluator]) -> None:
+def test_registry_entry_is_a_valid_job_spec_for_every_parameter_set(job_sets: dict[str, Stack]) -> None:
     value = job_sets["nightly-report"].template["Resources"]["RegistryEntry"]["Properties"]["Value"]
 
     assert "Fn::Sub" in value
@@ -544,7 +545,7 @@ def test_registry_entry_is_a_valid_job_spec_for_every_parameter_set(job_sets: di
 
 
 def test_registry_entry_lives_where_the_functions_read_it(
-    transformed_template: dict[str, Any], job_sets: dict[str, Evaluator]
+    transformed_template: dict[str, Any], job_sets: dict[str, Stack]
 ) -> None:
     prefix = props(transformed_template, DISPATCHER)["Environment"]["Variables"]["REGISTRY_PREFIX"]["Fn::Sub"]
     # A job's StackPrefix (Platform element 0) is the root stack's name.

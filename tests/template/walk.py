@@ -1,8 +1,8 @@
 """Walk templates as written: every value a property can take under ``Fn::If``, and every policy statement.
 
 The walker does not evaluate anything: it yields each branch of an ``Fn::If`` with the conditions that select
-it, so a statement that exists only for some jobs is checked too. ``evaluate.Evaluator`` resolves a template for
-one parameter set instead.
+it, so a statement that exists only for some jobs is checked too. ``tests.policies.cfn.Stack`` resolves a template
+for one parameter set instead.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from tests.policies.cfn import render_jobs
+from tests.policies.stacks import job_template
 
 NO_VALUE = {"Ref": "AWS::NoValue"}
 IAM_ROLE = "AWS::IAM::Role"
@@ -178,6 +181,16 @@ def platform_index(node: Any) -> int | None:
         if source == {"Ref": "Platform"}:
             return int(index)
     return None
+
+
+#: The elements of a job stack's Platform list, in order, as jobs/job.yaml's Metadata documents them.
+LAYOUT: list[str] = render_jobs().platform_layout(job_template())
+
+
+def platform_element(node: Any) -> str | None:
+    """The documented Platform element a job stack's value is (``!Select [i, !Ref Platform]``), or None."""
+    index = platform_index(node)
+    return LAYOUT[index] if index is not None else None
 
 
 def as_list(value: Any) -> list[Any]:
