@@ -70,7 +70,7 @@ test-template: install  ## template tests: sam validate --lint, cfn-lint, checko
 	$(CFN_LINT) template.yaml jobs/job.yaml build/rendered-jobs/*.yaml
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml -f jobs/job.yaml \
 		$$(printf -- '-f %s ' build/rendered-jobs/*.yaml)
-	$(RUN)/pytest -q tests/template
+	$(RUN)/pytest -q tests/template tests/policies
 
 test: lint test-unit test-security test-integration test-template test-e2e  ## every test tier and the template checks
 
