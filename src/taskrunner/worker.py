@@ -27,9 +27,9 @@ What the worker does around the handler, and why:
 * Success deletes the message. A batch's successes stay leased and are deleted together when the batch
   ends (``DeleteMessageBatch``; failed entries are logged and counted).
   A handler exception leaves the message on the queue, so the redrive policy (``maxReceiveCount`` then
-  the DLQ) still applies. The worker moves its visibility to an exponential backoff,
-  ``min(retry_backoff_base_s * 2**receive_count, retry_backoff_max_s)`` (10 s, 20 s, 40 s ... 900 s by
-  default). That avoids both a hot retry loop and waiting out a whole lease. A per-message task still
+  the DLQ) still applies. The worker moves its visibility to the one back-off rule
+  (``domain.backoff.backoff_s``: base doubled per delivery, capped at ``retry_backoff_max_s``; 10 s, 20 s,
+  40 s ... 900 s by default). That avoids both a hot retry loop and waiting out a whole lease. A per-message task still
   exits 0 after a failed message: the retry belongs to the queue (the Scaler sees the message again),
   not to the task.
 * The first SIGTERM/SIGINT stops receiving and lets the running handler finish. The worker deletes on
@@ -69,6 +69,8 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from taskrunner.domain.backoff import backoff_s
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -241,7 +243,8 @@ class WorkerConfig(BaseModel):
 
     def retry_delay_s(self, receive_count: int) -> int:
         """Visibility given to a message whose handler failed on delivery number ``receive_count``."""
-        delay = self.retry_backoff_base_s * 2.0 ** min(max(receive_count, 0), 30)
+        # base * 2^n after delivery n (5 s base: 10 s, 20 s, 40 s ...), as it always was.
+        delay = backoff_s(max(receive_count, 0) + 1, self.retry_backoff_base_s, self.retry_backoff_max_s)
         return min(math.ceil(delay), self.retry_backoff_max_s)
 
     @property
