@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from taskrunner.cli.validate import problem_lines
 from taskrunner.local import demo
 from taskrunner.local.activity import Entry
 from taskrunner.local.moto_ecs import pin_task_states, unpin_task_states
@@ -240,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "template.yaml").is_file():
         print(f"{PROG}: no template.yaml in {root}: run it from the project's root", file=sys.stderr)
         return EXIT_USAGE
+    # The check `taskrunner validate` makes: a bad job block is refused here, by name, before anything deploys.
+    if problems := problem_lines(Path("template.yaml")):
+        for line in problems:
+            print(f"{PROG}: {line}", file=sys.stderr)
+        print(f"{PROG}: not started: fix the template (taskrunner validate checks it)", file=sys.stderr)
+        return EXIT_FAILED
     started = time.monotonic()
     out, err = sys.stdout, sys.stderr
     # A scenario's stdout is its summary alone; what happens meanwhile goes to stderr.

@@ -1,8 +1,9 @@
-"""EventBridge Scheduler expressions, evaluated locally: ``rate(...)``, ``cron(...)`` and ``at(...)``.
+"""EventBridge Scheduler expressions: ``rate(...)``, ``cron(...)`` and ``at(...)``, parsed and evaluated.
 
-moto's CloudFormation skips ``AWS::Scheduler::Schedule``, so local mode fires each job's schedule
-itself. This module answers one question per expression: when is the next invocation after a given
-instant? It follows EventBridge Scheduler's documented semantics:
+The one home of the expression rules: a registry entry's schedule is checked with them (``JobSpec``), so is
+every job block by ``taskrunner validate``, and local mode (whose moto skips ``AWS::Scheduler::Schedule``)
+fires each job's schedule with them. It answers one question per expression: when is the next invocation
+after a given instant? It follows EventBridge Scheduler's documented semantics:
 
 * ``cron(minutes hours day-of-month month day-of-week year)``, evaluated in the schedule's time
   zone. Exactly one of day-of-month and day-of-week is ``?``. Fields take ``*``, lists (``,``),
@@ -26,9 +27,17 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-__all__ = ["AtSchedule", "CronSchedule", "RateSchedule", "Schedule", "ScheduleError", "parse_schedule"]
+__all__ = [
+    "AtSchedule",
+    "CronSchedule",
+    "RateSchedule",
+    "Schedule",
+    "ScheduleError",
+    "check_timezone",
+    "parse_schedule",
+]
 
 #: How far ahead a cron expression is searched (a 29 February on a given weekday recurs within 28 years).
 _SEARCH_DAYS = 366 * 30
@@ -58,7 +67,24 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ScheduleError(f"unknown time zone {name!r}") from exc
+        raise ScheduleError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)") from exc
+
+
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+
+
+def check_timezone(name: str) -> str:
+    """``name`` if it is an IANA time zone (what Scheduler's ScheduleExpressionTimezone takes), else ScheduleError.
+
+    Where the machine has no time zone database at all (a minimal image), only the name's shape is checked:
+    EventBridge Scheduler still refuses an unknown zone when the stack deploys.
+    """
+    try:
+        _zone(name)
+    except ScheduleError:
+        if available_timezones() or not _ZONE_NAME.match(name):
+            raise
+    return name
 
 
 def _aware(moment: datetime) -> datetime:
