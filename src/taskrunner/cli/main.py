@@ -20,6 +20,7 @@ from taskrunner.cli import (
     invoke,
     jobs,
     logs,
+    new,
     pause,
     run,
     runs,
@@ -34,7 +35,7 @@ from taskrunner.cli.target import aws_errors, resolve_target
 PROG = "taskrunner"
 GLOBAL_OPTIONS = ("stack", "profile", "region", "local", "json")
 #: In the order `taskrunner -h` lists them: what an on-call engineer reaches for first.
-COMMANDS = (jobs, status, run, runs, logs, stop, pause, submit, invoke, validate, completion)
+COMMANDS = (jobs, status, run, runs, logs, stop, pause, submit, invoke, validate, new, completion)
 
 
 def _version() -> str:
