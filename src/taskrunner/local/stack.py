@@ -3,7 +3,7 @@
 What ``sam build && sam deploy`` does, without Docker or a network: package each function's
 ``CodeUri`` as a zip and each nested application's ``Location`` as an S3 object, transform the SAM
 template with aws-sam-translator (the library ``sam`` itself uses), then create the stack through
-CloudFormation. moto skips or drops a few resources and properties (DESIGN.md lists them); local
+CloudFormation. moto skips or drops a few resources and properties (docs/local-mode.md says which); local
 mode plays those parts itself.
 """
 
