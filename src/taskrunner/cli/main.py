@@ -17,6 +17,7 @@ from typing import Any
 from taskrunner.cli import (
     completion,
     delegates,
+    event,
     invoke,
     jobs,
     logs,
@@ -35,7 +36,7 @@ from taskrunner.cli.target import aws_errors, resolve_target
 PROG = "taskrunner"
 GLOBAL_OPTIONS = ("stack", "profile", "region", "local", "json")
 #: In the order `taskrunner -h` lists them: what an on-call engineer reaches for first.
-COMMANDS = (jobs, status, run, runs, logs, stop, pause, submit, invoke, validate, new, completion)
+COMMANDS = (jobs, status, run, runs, logs, stop, pause, submit, invoke, event, validate, new, completion)
 
 
 def _version() -> str:
