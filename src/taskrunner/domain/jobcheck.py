@@ -446,6 +446,29 @@ def _message(msg: str) -> str:
     return text
 
 
+def entry_problems(raw: str | bytes | Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """What is wrong with a registry entry, as (parameter of jobs/job.yaml, message) pairs: one per problem.
+
+    The entry's own model decides (:class:`JobSpec`); this only says it in the block's words, so an entry that
+    changed after deploy (by hand, or a demo) is reported as ``ScheduleTimezone: unknown time zone …``.
+    """
+    try:
+        if isinstance(raw, Mapping):
+            JobSpec.model_validate(dict(raw))
+        else:
+            JobSpec.model_validate_json(raw)
+    except ValidationError as exc:
+        found: list[tuple[str | None, str]] = []
+        for error in exc.errors(include_url=False):
+            parameter = _parameter_of(tuple(str(part) for part in error["loc"]), error["msg"])
+            message = _message(error["msg"])
+            if parameter and message.startswith(f"{parameter} "):
+                message = message.removeprefix(f"{parameter} ")
+            found.append((parameter, " ".join(message.split())))
+        return found
+    return []
+
+
 # -------------------------------------------------------------------------------------------- every block
 
 
