@@ -120,3 +120,35 @@ def test_an_invalid_registry_entry_is_reported_once_per_problem_naming_the_param
             "(an IANA name such as Europe/Berlin)",
         ),
     ]
+
+
+class _S3:
+    def create_bucket(self, **_kwargs: Any) -> None:
+        pass
+
+    def put_object(self, **_kwargs: Any) -> None:
+        pass
+
+
+def test_numbers_in_a_job_block_reach_the_nested_stack_as_strings(tmp_path):
+    """``RetryExitCodes: 75`` is an int to YAML; CloudFormation passes it on as "75" (moto split the int)."""
+    from taskrunner.local.stack import package
+
+    template = {
+        "Resources": {
+            "AJob": {
+                "Type": "AWS::Serverless::Application",
+                "Properties": {
+                    "Location": "jobs/job.yaml",
+                    "Parameters": {"RetryExitCodes": 75, "Cpu": 512, "Ok": True, "Platform": {"Ref": "P"}},
+                },
+            }
+        }
+    }
+    packaged = package(template, ROOT, _S3())
+    assert packaged["Resources"]["AJob"]["Properties"]["Parameters"] == {
+        "RetryExitCodes": "75",
+        "Cpu": "512",
+        "Ok": "true",
+        "Platform": {"Ref": "P"},
+    }
