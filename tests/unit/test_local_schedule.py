@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskrunner.domain.expressions import ScheduleError, parse_schedule
 from taskrunner.local.clock import Every, SimClock, Ticker, schedule_input
+from taskrunner.local.schedules import ScheduleError, parse_schedule
 
 
 def utc(*args: int) -> datetime:

@@ -3,7 +3,7 @@ workers, and its last run.
 
 The registry holds what the Lambdas need; a schedule's expression and time zone belong to EventBridge
 Scheduler, so they are read back from each job's nested stack (the parameters its template block gave it).
-The next tick is computed by local mode's Scheduler evaluator (``taskrunner.domain.expressions``). A ``rate()``
+The next tick is computed by local mode's Scheduler evaluator (``taskrunner.local.schedules``). A ``rate()``
 schedule's phase is its creation time, which neither place records: its next tick is counted from the last
 tick a run recorded, and is unknown before the first.
 """
@@ -23,11 +23,11 @@ from rich.markup import escape
 from taskrunner.cli import output
 from taskrunner.cli.errors import EXIT_OK
 from taskrunner.cli.target import Target
-from taskrunner.domain.expressions import RateSchedule, ScheduleError, parse_schedule
 from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.domain.ports import QueueDepth, ServiceCounts
 from taskrunner.domain.runs import Run
 from taskrunner.domain.triggers import Trigger
+from taskrunner.local.schedules import RateSchedule, ScheduleError, parse_schedule
 
 #: How many of a job's newest runs are looked through for its last schedule tick.
 TICK_SEARCH = 20

@@ -10,7 +10,7 @@ Each block is checked in two layers, so that what deploys is what the Lambdas wi
 2. **The registry entry's rules**: the block's parameters are assembled into the entry jobs/job.yaml writes and
    validated by :class:`~taskrunner.domain.jobs.JobSpec`, the model every Lambda reads the entry with. Cron /
    rate / at expressions, time zones, the starting deadline, exit codes, the EventBridge pattern: each rule has
-   its one home there (or in :mod:`taskrunner.domain.expressions` / :mod:`taskrunner.domain.patterns`).
+   its one home there (or in :mod:`taskrunner.domain.cron` / :mod:`taskrunner.domain.patterns`).
 
 Then what only the whole template knows: job names (and EFS folders) are unique across blocks, and a few
 Fargate facts jobs/job.yaml cannot express (the CPU/memory combinations).

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from taskrunner.domain.expressions import ScheduleError, check_timezone, parse_schedule
+from taskrunner.domain.cron import ScheduleError, check_timezone, parse_schedule
 from taskrunner.domain.overrides import allowable, override_problems
 from taskrunner.domain.patterns import validate_pattern
 from taskrunner.domain.scaling import ScalingParams

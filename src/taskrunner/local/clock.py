@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from taskrunner.domain.expressions import Schedule, ScheduleError, parse_schedule
+from taskrunner.local.schedules import Schedule, ScheduleError, parse_schedule
 
 #: A schedule firing faster than this many ticks per real second is throttled (the rest are skipped, and said so).
 MAX_TICKS_PER_CHECK = 50

@@ -1,9 +1,8 @@
-"""EventBridge Scheduler expressions: ``rate(...)``, ``cron(...)`` and ``at(...)``, parsed and evaluated.
+"""EventBridge Scheduler expressions, evaluated locally: ``rate(...)``, ``cron(...)`` and ``at(...)``.
 
-The one home of the expression rules: a registry entry's schedule is checked with them (``JobSpec``), so is
-every job block by ``taskrunner validate``, and local mode (whose moto skips ``AWS::Scheduler::Schedule``)
-fires each job's schedule with them. It answers one question per expression: when is the next invocation
-after a given instant? It follows EventBridge Scheduler's documented semantics:
+moto's CloudFormation skips ``AWS::Scheduler::Schedule``, so local mode fires each job's schedule
+itself. This module answers one question per expression: when is the next invocation after a given
+instant? It follows EventBridge Scheduler's documented semantics:
 
 * ``cron(minutes hours day-of-month month day-of-week year)``, evaluated in the schedule's time
   zone. Exactly one of day-of-month and day-of-week is ``?``. Fields take ``*``, lists (``,``),
@@ -29,15 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-__all__ = [
-    "AtSchedule",
-    "CronSchedule",
-    "RateSchedule",
-    "Schedule",
-    "ScheduleError",
-    "check_timezone",
-    "parse_schedule",
-]
+__all__ = ["AtSchedule", "CronSchedule", "RateSchedule", "Schedule", "ScheduleError", "parse_schedule"]
 
 #: How far ahead a cron expression is searched (a 29 February on a given weekday recurs within 28 years).
 _SEARCH_DAYS = 366 * 30
