@@ -14,7 +14,7 @@ SAM := $(UV) tool run --from aws-sam-cli==1.170.0 sam
 CFN_LINT := $(UV) tool run --from cfn-lint==1.58.0 cfn-lint
 CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov
 
-.PHONY: help install build lint typecheck test test-unit test-security test-integration test-template test-e2e \
+.PHONY: help install build validate deploy lint typecheck test test-unit test-security test-integration test-template test-e2e \
         template-checks demo bench requirements clean
 
 help:  ## list the targets
@@ -35,8 +35,31 @@ requirements: install  ## export the Lambda runtime requirements from the lock (
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate \
 		$(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) -o src/requirements.txt >/dev/null
 
-build: requirements  ## sam build (pip, no container) into .aws-sam/
+build: requirements  ## taskrunner validate, then sam build (pip, no container) into .aws-sam/
+	$(RUN)/taskrunner validate template.yaml
 	PYTHON=$(PYTHON) $(SAM) build --template template.yaml
+
+validate: install  ## every job block (taskrunner validate), then sam validate --lint; no sam on PATH needed
+	$(RUN)/taskrunner validate template.yaml
+	$(SAM) validate --lint --template template.yaml --region us-east-1
+
+# `sam deploy --guided` the first time: while samconfig.toml's SAM_ENV table has no network of yours (no VpcId,
+# or the example one it ships with); `sam deploy` with the saved parameters after that.
+SAM_ENV ?= default
+EXAMPLE_VPC := vpc-0123456789abcdef0
+HAS_DEPLOY_PARAMS = $(RUN)/python -c "import sys, tomllib; \
+	env = tomllib.load(open('samconfig.toml', 'rb')).get('$(SAM_ENV)', {}); \
+	given = env.get('deploy', {}).get('parameters', {}).get('parameter_overrides', []); \
+	given = given if isinstance(given, str) else ' '.join(given); \
+	sys.exit(0 if 'VpcId=' in given and '$(EXAMPLE_VPC)' not in given else 1)" 2>/dev/null
+
+deploy: build  ## sam deploy (guided the first time: asks for VpcId, Subnets, … and saves them in samconfig.toml)
+	@if $(HAS_DEPLOY_PARAMS); then \
+		echo "$(SAM) deploy --config-env $(SAM_ENV)"; $(SAM) deploy --config-env $(SAM_ENV); \
+	else \
+		echo "samconfig.toml [$(SAM_ENV)] has no network of yours yet: sam deploy --guided asks and saves it"; \
+		$(SAM) deploy --guided --config-env $(SAM_ENV); \
+	fi
 
 lint: install  ## ruff and mypy (strict on src/)
 	$(RUN)/ruff check src tests benchmarks examples tools
@@ -63,6 +86,7 @@ test-template: install  ## template tests: sam validate --lint, cfn-lint, checko
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate \
 		$(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) 2>/dev/null | diff -u src/requirements.txt - \
 		|| { echo "src/requirements.txt is stale: run make requirements"; exit 1; }
+	$(RUN)/taskrunner validate template.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 	@# The linters see job.yaml with its defaults only: also scan it as each sample job, and as one job with every
 	@# optional part on, rendered with those parameters as defaults (a finding there is fixed in jobs/job.yaml).

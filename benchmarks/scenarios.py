@@ -2,8 +2,8 @@
 
     python benchmarks/scenarios.py [--scenarios DIR ...] [--no-plots] [--regenerate]
 
-Scenarios: the shared ones (../shared/scenarios next to the repo) plus unseen-style ones this
-script generates into benchmarks/scenarios/ (bursts, ramp, long jobs, a 30 s latency target,
+Scenarios: the ones in scenarios/ (the shared scenario set of the taskrunner project) plus unseen-style
+ones this script generates into benchmarks/scenarios/ (bursts, ramp, long jobs, a 30 s latency target,
 5 messages per task, a 2-task cap, a CSV trace, a 500-task cap). Prints one JSON object per
 (scenario, policy), then per scenario whether taskrunner met its bar: p95 wait <= acceptable
 latency, no mid-job kill, first launch <= 15 s after a message reaches an empty service, and no
@@ -27,7 +27,7 @@ from taskrunner.sim.policies import POLICIES
 from taskrunner.sim.scenario import Scenario, generate_arrivals, generate_processing, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_SCENARIOS = REPO.parent / "shared" / "scenarios"
+SHARED_SCENARIOS = REPO / "scenarios"
 GENERATED = REPO / "benchmarks" / "scenarios"
 RESULTS = REPO / "benchmarks" / "results"
 IMG = REPO / "docs" / "img"

@@ -14,14 +14,29 @@ import traceback
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from taskrunner.cli import completion, delegates, invoke, jobs, logs, pause, run, runs, status, stop, submit
+from taskrunner.cli import (
+    completion,
+    delegates,
+    event,
+    invoke,
+    jobs,
+    logs,
+    new,
+    pause,
+    run,
+    runs,
+    status,
+    stop,
+    submit,
+    validate,
+)
 from taskrunner.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CliError
 from taskrunner.cli.target import aws_errors, resolve_target
 
 PROG = "taskrunner"
 GLOBAL_OPTIONS = ("stack", "profile", "region", "local", "json")
 #: In the order `taskrunner -h` lists them: what an on-call engineer reaches for first.
-COMMANDS = (jobs, status, run, runs, logs, stop, pause, submit, invoke, completion)
+COMMANDS = (jobs, status, run, runs, logs, stop, pause, submit, invoke, event, validate, new, completion)
 
 
 def _version() -> str:

@@ -13,11 +13,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from taskrunner.domain.cron import ScheduleError, check_timezone, parse_schedule
 from taskrunner.domain.overrides import allowable, override_problems
 from taskrunner.domain.patterns import validate_pattern
 from taskrunner.domain.scaling import ScalingParams
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+#: EventBridge Scheduler's MaximumEventAgeInSeconds range, which the starting deadline also sets.
+DEADLINE_RANGE = (60, 86_400)
+#: What an exit code can be (a process's status byte).
+EXIT_CODE_RANGE = (0, 255)
 
 
 class InvalidJobSpec(ValueError):
@@ -80,6 +85,14 @@ class RetryPolicy(BaseModel):
     #: Application exit codes that retry; empty means an application failure never retries.
     retry_exit_codes: IntList = Field(default_factory=list)
 
+    @field_validator("retry_exit_codes")
+    @classmethod
+    def _exit_codes(cls, value: list[int]) -> list[int]:
+        low, high = EXIT_CODE_RANGE
+        if bad := [code for code in value if not low <= code <= high]:
+            raise ValueError(f"exit codes are {low}-{high}, not {', '.join(map(str, bad))}")
+        return value
+
 
 class JobSpec(BaseModel):
     """Everything a Lambda needs to launch, overlap-check, retry and scale one job."""
@@ -130,6 +143,42 @@ class JobSpec(BaseModel):
     def _name(cls, value: str) -> str:
         if not JOB_NAME.match(value):
             raise ValueError("job name must be 1-40 lowercase letters, digits or '-', starting with a letter")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        # An expression Scheduler would refuse would fail the deploy; one it accepts but we cannot evaluate
+        # would never be seen the way the operator meant it. The one parser decides both.
+        if value is not None:
+            try:
+                parse_schedule(value)
+            except ScheduleError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            return check_timezone(value)
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("starting_deadline_s")
+    @classmethod
+    def _deadline(cls, value: int | None) -> int | None:
+        low, high = DEADLINE_RANGE
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"a starting deadline is 0 (none) or {low}-{high} seconds, not {value}")
+        return value
+
+    @field_validator("s3_prefix", "s3_suffix")
+    @classmethod
+    def _literal_key_part(cls, value: str) -> str:
+        # EventBridge prefix/suffix matching is literal: a '*' would only ever match keys holding a '*'.
+        if "*" in value:
+            raise ValueError(f"{value!r}: a prefix or suffix is matched literally; '*' is not a wildcard")
         return value
 
     @field_validator("allowed_env_overrides")
@@ -190,6 +239,12 @@ class JobSpec(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None
+
+    @model_validator(mode="after")
+    def _suffix_needs_prefix(self) -> JobSpec:
+        if self.s3_suffix and not self.s3_prefix:
+            raise ValueError("s3_suffix without s3_prefix: the S3 trigger is on only with a prefix")
+        return self
 
     @model_validator(mode="after")
     def _queue_wiring(self) -> JobSpec:

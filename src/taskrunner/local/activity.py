@@ -41,7 +41,9 @@ class Activity:
             self._listeners.append(listener)
 
     def add(self, kind: str, message: str, job: str | None = None, **fields: Any) -> Entry:
-        entry = Entry(time.time(), kind, message, job, fields)
+        # One entry is one line, in the live view, with --no-view and in the log: messages quote exceptions and
+        # AWS errors, which may span lines (a trace, if any, travels in fields and goes to the log file only).
+        entry = Entry(time.time(), kind, " ".join(str(message).split()), job, fields)
         with self._lock:
             self._entries.append(entry)
             listeners = list(self._listeners)

@@ -12,10 +12,12 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taskrunner.domain.jobcheck import entry_problems
 from taskrunner.domain.jobs import InvalidJobSpec, JobSpec, QueueMode
 
 #: Stand-ins for the sample jobs' images while their template blocks have no LocalCommand.
@@ -105,6 +107,7 @@ class JobCatalog:
         registry_prefix: str,
         overrides: dict[str, str] | None = None,
         max_age_s: float = 3.0,
+        on_invalid: Callable[[str, str], object] | None = None,
     ) -> None:
         self.root = root
         self.template = template_jobs(transformed)
@@ -115,6 +118,9 @@ class JobCatalog:
         self._specs: dict[str, JobSpec] = {}
         self._read_at = float("-inf")
         self._lock = threading.Lock()
+        #: Told once per problem of an invalid registry entry: (job, one line naming the parameter).
+        self._on_invalid = on_invalid
+        self._reported: set[tuple[str, str]] = set()
 
     def specs(self) -> dict[str, JobSpec]:
         """Every valid registry entry, re-read every few seconds (the demo rewrites one)."""
@@ -136,9 +142,20 @@ class JobCatalog:
                 try:
                     spec = JobSpec.parse(parameter["Value"])
                 except InvalidJobSpec:
-                    continue  # the Lambdas log an invalid entry; local mode just leaves the job out
+                    # The Lambdas refuse the job (its events are dead-lettered): say why, once, by parameter.
+                    self._report_invalid(parameter["Name"].rsplit("/", 1)[-1], parameter["Value"])
+                    continue
                 found[spec.name] = spec
         return found
+
+    def _report_invalid(self, job: str, value: str) -> None:
+        if self._on_invalid is None:
+            return
+        for parameter, message in entry_problems(value) or [(None, "not a valid registry entry")]:
+            line = f"registry entry invalid: {f'{parameter}: ' if parameter else ''}{message}"
+            if (job, line) not in self._reported:
+                self._reported.add((job, line))
+                self._on_invalid(job, line)
 
     def spec(self, job: str) -> JobSpec | None:
         return self.specs().get(job)

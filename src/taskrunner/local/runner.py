@@ -13,16 +13,19 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from taskrunner.cli.validate import TemplateUnreadable, find_problems, problem_lines
 from taskrunner.local import demo
 from taskrunner.local.activity import Entry
 from taskrunner.local.moto_ecs import pin_task_states, unpin_task_states
@@ -229,6 +232,21 @@ def signals_as_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def failure_line(exc: BaseException, template: Path) -> str:
+    """One line for a failed start, naming the job block it concerns when the error names one."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    try:
+        blocks, _ = find_problems(template)
+    except TemplateUnreadable:
+        blocks = []
+    for block in blocks:
+        if re.search(rf"\b{re.escape(block.logical_id)}\b", text) or (
+            block.job_name and re.search(rf"\b{re.escape(block.job_name)}\b", text)
+        ):
+            return f"job {block.job_name} ({block.logical_id}): {text}"
+    return text
+
+
 # ------------------------------------------------------------------------------------------------------ main
 
 
@@ -240,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "template.yaml").is_file():
         print(f"{PROG}: no template.yaml in {root}: run it from the project's root", file=sys.stderr)
         return EXIT_USAGE
+    # The check `taskrunner validate` makes: a bad job block is refused here, by name, before anything deploys.
+    if problems := problem_lines(Path("template.yaml")):
+        for line in problems:
+            print(f"{PROG}: {line}", file=sys.stderr)
+        print(f"{PROG}: not started: fix the template (taskrunner validate checks it)", file=sys.stderr)
+        return EXIT_FAILED
     started = time.monotonic()
     out, err = sys.stdout, sys.stderr
     # A scenario's stdout is its summary alone; what happens meanwhile goes to stderr.
@@ -268,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
                 summary, interrupted = _run(platform, root, args, commands, feed, log, lines, other, started)
         except KeyboardInterrupt:
             interrupted = True
+        except Exception as exc:  # deploy or start-up failed: one line here, the trace in the log file
+            log.write(traceback.format_exc())
+            print(f"{PROG}: not started: {failure_line(exc, Path('template.yaml'))} (trace in {LOG_FILE})", file=err)
+            return EXIT_FAILED
     if summary is not None:
         summary["seconds"] = round(time.monotonic() - started, 1)
         out.write(json.dumps(summary, indent=None if args.json else 2) + "\n")

@@ -110,7 +110,12 @@ class LocalRuntime:
         # while they run, so nothing created later on another thread may depend on it.
         self.clients = {name: self._client(name) for name in ("sqs", "ecs", "ssm", "events", "dynamodb", "s3")}
         self.catalog = JobCatalog(
-            root, platform.deployment.transformed, self._client("ssm"), self.outputs["RegistryPrefix"], commands
+            root,
+            platform.deployment.transformed,
+            self._client("ssm"),
+            self.outputs["RegistryPrefix"],
+            commands,
+            on_invalid=lambda job, line: self.activity.add("error", line, job),
         )
         self.clock = SimClock(speed)
         self.ticker = Ticker(self.clock)

@@ -3,7 +3,7 @@
 What ``sam build && sam deploy`` does, without Docker or a network: package each function's
 ``CodeUri`` as a zip and each nested application's ``Location`` as an S3 object, transform the SAM
 template with aws-sam-translator (the library ``sam`` itself uses), then create the stack through
-CloudFormation. moto skips or drops a few resources and properties (DESIGN.md lists them); local
+CloudFormation. moto skips or drops a few resources and properties (docs/local-mode.md says which); local
 mode plays those parts itself.
 """
 
@@ -72,6 +72,8 @@ def package(template: dict[str, Any], base: Path, s3: Any, bucket: str = ARTIFAC
                 uploaded[uri] = key
             props["CodeUri"] = f"s3://{bucket}/{uploaded[uri]}"
         elif resource["Type"] == "AWS::Serverless::Application" and isinstance(props.get("Location"), str):
+            # CloudFormation passes a nested stack's parameters as strings: `RetryExitCodes: 75` is "75".
+            props["Parameters"] = {k: _as_parameter(v) for k, v in (props.get("Parameters") or {}).items()}
             location = base / props["Location"]
             key = f"templates/{logical_id}/{location.name}"
             body = json.dumps(load(location))
@@ -79,6 +81,14 @@ def package(template: dict[str, Any], base: Path, s3: Any, bucket: str = ARTIFAC
             props["Location"] = f"https://s3.amazonaws.com/{bucket}/{key}"
     packaged.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
     return packaged
+
+
+def _as_parameter(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
 
 
 def sam_transform(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:

@@ -49,6 +49,14 @@ NO_COMMAND_RUN_S = 1.0
 DEFAULT_STOP_TIMEOUT_S = 30.0
 
 
+def _cannot_start(command: LocalCommand, exc: OSError) -> str:
+    """``LocalCommand 'python nope.py': No such file or directory: 'nope'``: the parameter (or --command) to fix."""
+    why = exc.strerror or str(exc)
+    if exc.filename:
+        why += f": {exc.filename!r}"
+    return f"{command.source} {command.text!r}: {why}"
+
+
 def restart_delay(failures_in_row: int) -> float:
     """ECS's restart throttling of a task that keeps failing, as local mode plays it (the one back-off rule)."""
     return backoff(failures_in_row + 1, 1.0, RESTART_BACKOFF_MAX_S)
@@ -304,7 +312,7 @@ class RunTasks:
             local.popen = spawn(command.argv, env, self._env.root, local.log_path)
         except OSError as exc:
             # What ECS reports when a container cannot start: the run fails as a start failure.
-            self._activity.add("error", f"{local.task_id[:8]} cannot start {command.text}: {exc}", job)
+            self._activity.add("error", f"{local.task_id[:8]} cannot start: {_cannot_start(command, exc)}", job)
             self._finish(local, None, reason=f"CannotStartContainerError: {exc}")
             return
         run_id = overrides.get("TASKRUNNER_RUN_ID")
@@ -529,7 +537,7 @@ class WorkerServices:
         except OSError as exc:
             pool.failures_in_row += 1
             pool.next_start_at = time.monotonic() + restart_delay(pool.failures_in_row)
-            self._activity.add("error", f"cannot start a worker ({command.text}): {exc}", pool.job)
+            self._activity.add("error", f"cannot start a worker: {_cannot_start(command, exc)}", pool.job)
             return
         pool.workers.append(Worker(worker_id, arn, popen, log_path, time.monotonic()))
         self._activity.add("worker", f"{worker_id} started: {command.text}", pool.job, pid=popen.pid)

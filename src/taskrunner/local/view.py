@@ -141,7 +141,10 @@ def decisions_table(runtime: LocalRuntime) -> Table:
 
 def activity_panel(runtime: LocalRuntime, lines: int = 12) -> Panel:
     entries = runtime.activity.recent(lines)
-    text = Text("\n").join(Text(e.line()[:200], style=KIND_STYLE.get(e.kind, "")) for e in entries)
+    # Each entry one line however narrow the terminal: the start names the job and what to fix.
+    text = Text("\n", no_wrap=True, overflow="ellipsis").join(
+        Text(e.line(), style=KIND_STYLE.get(e.kind, ""), no_wrap=True, overflow="ellipsis") for e in entries
+    )
     return Panel(text, title="activity", title_align="left", border_style="dim")
 
 

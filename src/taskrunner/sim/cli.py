@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="taskrunner simulate",
         description="Replay a traffic scenario through taskrunner's scaler and the baselines.",
     )
-    parser.add_argument("scenario", metavar="SCENARIO.json", help="scenario file (see DESIGN.md)")
+    parser.add_argument(
+        "scenario", metavar="SCENARIO.json", help="scenario file (format: docs/scenarios.md; samples in scenarios/)"
+    )
     parser.add_argument("--policy", choices=[*POLICIES, "all"], default="all")
     parser.add_argument("--json", action="store_true", help="one JSON object per policy and line")
     parser.add_argument("--plot", metavar="FILE.png", help="draw backlog, running and desired over time")

@@ -1,4 +1,4 @@
-"""The scenario file of ``taskrunner simulate`` (DESIGN.md, "Contracts other tools rely on").
+"""The scenario file of ``taskrunner simulate`` (docs/scenarios.md documents it; samples in scenarios/).
 
 Arrivals are piecewise-constant Poisson rates, plus an optional ``arrivals_csv`` trace of
 ``t,count`` rows (path relative to the scenario file): ``count`` messages arrive spread uniformly

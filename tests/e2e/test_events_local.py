@@ -1,0 +1,165 @@
+"""``taskrunner event KIND`` fits the running local stack: piped into ``taskrunner invoke --local``, each sample
+does what its name says — an upload runs thumbnails, a schedule tick runs nightly-report (inside its starting
+deadline), a manual request runs it, a pattern event runs order-audit, and the run's "task stopped" event ends
+that run with the exit code it carries. thumbnails and nightly-report run their own LocalCommand (the sample
+stand-ins); order-audit is played by examples/jobs/long.py so it is still running when its stop event comes.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from taskrunner.domain.runs import Run, RunStatus
+from taskrunner.domain.triggers import Trigger
+from tests.conftest import ROOT
+from tests.e2e.test_cli_local import STATE, Local, cli_env, wait_for
+
+
+def taskrunner(*args: str, stdin: str | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskrunner.cli", *args, "--local"],
+        cwd=ROOT,
+        env=cli_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[Local]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "taskrunner.local.runner",
+            "--no-view",
+            "--json",
+            "--command",
+            "order-audit=python examples/jobs/long.py 600",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    instance = Local(proc, "")
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("{"):
+                instance.activity.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def started() -> dict[str, Any] | None:
+        assert proc.poll() is None, "taskrunner local exited"
+        try:
+            state = json.loads(STATE.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if state.get("pid") == proc.pid else None
+
+    try:
+        state = wait_for(started, 60, ".taskrunner/local.json")
+        instance.endpoint = state["endpoint"]
+        cfn = boto3.client(
+            "cloudformation",
+            endpoint_url=instance.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        stack = cfn.describe_stacks(StackName=state["stack"])["Stacks"][0]
+        instance.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        yield instance
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+
+
+def invoke_with_event(function: str, *event_args: str) -> dict[str, Any]:
+    event = taskrunner("event", *event_args)
+    assert event.returncode == 0, event.stderr
+    invoked = taskrunner("invoke", function, "-e", "-", stdin=event.stdout)
+    assert invoked.returncode == 0, invoked.stderr
+    response: dict[str, Any] = json.loads(invoked.stdout)
+    return response
+
+
+def launched_run(response: dict[str, Any]) -> str:
+    [run] = response["runs"]
+    assert run["result"] == "launched", run
+    run_id: str = run["run_id"]
+    return run_id
+
+
+def finished(local: Local, run_id: str) -> Run:
+    return local.reaches(run_id, *[s for s in RunStatus if s.terminal], timeout_s=60)
+
+
+def test_an_upload_event_runs_thumbnails_on_the_uploaded_object(local: Local) -> None:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=local.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.put_object(Bucket=local.outputs["DataBucketName"], Key="uploads/images/e2e-event.jpg", Body=b"jpeg")
+
+    run = finished(local, launched_run(invoke_with_event("DispatchFunction", "s3", "uploads/images/e2e-event.jpg")))
+
+    assert (run.job, run.trigger, run.status) == ("thumbnails", Trigger.S3, RunStatus.SUCCEEDED), run
+
+
+def test_a_schedule_tick_runs_nightly_report_within_its_deadline(local: Local) -> None:
+    run = finished(local, launched_run(invoke_with_event("DispatchFunction", "schedule", "nightly-report")))
+
+    assert (run.job, run.trigger, run.status) == ("nightly-report", Trigger.SCHEDULE, RunStatus.SUCCEEDED), run
+
+
+def test_an_event_wrapped_as_the_dispatch_queue_delivers_it_runs_the_job(local: Local) -> None:
+    before = {run.run_id for run in local.store().newest(["nightly-report"], 100)}
+
+    response = invoke_with_event("DispatchFunction", "manual", "nightly-report", "--sqs")
+
+    assert response == {"batchItemFailures": []}
+    [new] = [run for run in local.store().newest(["nightly-report"], 100) if run.run_id not in before]
+    run = finished(local, new.run_id)
+    assert (run.trigger, run.status) == (Trigger.MANUAL, RunStatus.SUCCEEDED), run
+
+
+def test_a_manual_request_runs_the_job(local: Local) -> None:
+    run = finished(local, launched_run(invoke_with_event("DispatchFunction", "manual", "nightly-report")))
+
+    assert (run.job, run.trigger, run.status) == ("nightly-report", Trigger.MANUAL, RunStatus.SUCCEEDED), run
+
+
+def test_a_pattern_event_runs_order_audit_and_its_stop_event_ends_the_run(local: Local) -> None:
+    run_id = launched_run(invoke_with_event("DispatchFunction", "pattern", "order-audit"))
+    running = local.reaches(run_id, RunStatus.RUNNING)
+    assert (running.job, running.trigger) == ("order-audit", Trigger.EVENT)
+
+    invoke_with_event("TrackerFunction", "ecs-stopped", run_id, "--exit-code", "3")
+
+    run = finished(local, run_id)
+    assert (run.status, run.exit_code) == (RunStatus.FAILED, 3), run
