@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from taskrunner.domain.dispatch import TAKEN, classify_claim
 from taskrunner.domain.errors import UnknownJob
 from taskrunner.domain.jobs import InvalidJobSpec, JobSpec
-from taskrunner.domain.ports import Claim, ClaimKind, LaunchResult, Retry
+from taskrunner.domain.ports import Claim, LaunchResult, Retry
 from taskrunner.domain.runs import ACTIVE_STATUSES, ATTEMPT_FIELDS, Run, RunStatus, as_item
 from taskrunner.domain.triggers import DispatchRequest, Trigger
 from taskrunner.domain.trust import StackBounds
@@ -289,40 +290,32 @@ class FakeRunStore:
     # The port -----------------------------------------------------------------
 
     def claim(self, run: Run, now: float) -> Claim:
-        """Attempt 1 creates the run; attempt n > 1 takes it over from RETRYING (what the Tracker leaves)."""
+        """Attempt 1 creates the run; attempt n > 1 takes it over from RETRYING (what the Tracker leaves).
+
+        What the claim meets is classified by the domain's one rule (``classify_claim``), as the DynamoDB store's.
+        """
         existing = self.get(run.run_id)
-        raw = self.items.get(run.run_id, {})
-        expired = existing is not None and existing.status is RunStatus.CLAIMED and raw.get("lease_until", 0) < now
-        if run.attempt > 1:
-            allowed = (
-                existing is not None
-                and existing.job == run.job
-                and existing.attempt == run.attempt
-                and (existing.status is RunStatus.RETRYING or expired)
-            )
-            if allowed:
-                assert existing is not None
-                raw |= {
-                    "status": RunStatus.CLAIMED.value,
-                    "lease_until": run.lease_until or now,
-                    "status_rank": RunStatus.CLAIMED.order(run.attempt),
-                    "updated_at": run.updated_at.isoformat(),
-                }
-                raw.setdefault("attempts", {}).setdefault(str(run.attempt), {"status": RunStatus.CLAIMED.value})
-                self.calls.append(("claim", run.run_id, run.status, True))
-                return Claim(ClaimKind.RECLAIMED if expired else ClaimKind.NEW, existing)
-        elif existing is None or (expired and existing.attempt == run.attempt):
+        kind = classify_claim(existing, run, now)
+        if kind not in TAKEN:
+            self.calls.append(("claim", run.run_id, run.status, False))
+            return Claim(kind, existing)
+        if run.attempt == 1:  # a put: the whole item, as DynamoDB's PutItem replaces it
             self.items[run.run_id] = as_item(run) | {
                 "status_rank": run.status.order(run.attempt),
                 "lease_until": run.lease_until or now,
                 "attempts": {str(run.attempt): {"status": run.status.value}},
             }
-            self.calls.append(("claim", run.run_id, run.status, True))
-            return Claim(ClaimKind.RECLAIMED, existing) if existing else Claim(ClaimKind.NEW)
-        self.calls.append(("claim", run.run_id, run.status, False))
-        if existing is not None and existing.status is RunStatus.CLAIMED and existing.attempt == run.attempt:
-            return Claim(ClaimKind.BUSY, existing)
-        return Claim(ClaimKind.DUPLICATE, existing)
+        else:
+            raw = self.items[run.run_id]
+            raw |= {
+                "status": RunStatus.CLAIMED.value,
+                "lease_until": run.lease_until or now,
+                "status_rank": RunStatus.CLAIMED.order(run.attempt),
+                "updated_at": run.updated_at.isoformat(),
+            }
+            raw.setdefault("attempts", {}).setdefault(str(run.attempt), {"status": RunStatus.CLAIMED.value})
+        self.calls.append(("claim", run.run_id, run.status, True))
+        return Claim(kind, existing)
 
     def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
         if self.crash_on_next_update is not None:
@@ -339,6 +332,8 @@ class FakeRunStore:
             item.pop(name, None)  # given as None: the run's top level no longer shows the last attempt's value
         record = item.setdefault("attempts", {}).setdefault(str(attempt), {})
         record.update({k: v for k, v in plain.items() if v is not None and k in ATTEMPT_FIELDS})
+        for name in [k for k, v in plain.items() if v is None and k in ATTEMPT_FIELDS]:
+            record.pop(name, None)  # and neither does the attempt's own record
         record["status"] = status.value
         item |= {
             "status": status.value,

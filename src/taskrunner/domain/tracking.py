@@ -202,10 +202,11 @@ class Tracker:
             "reason": outcome.reason or None,
             "exit_code": outcome.exit_code,
             "stop_code": task.stop_code,
-            "started_at": task.started_at,
-            "stopped_at": task.stopped_at,
             "failure": outcome.failure.value if outcome.failure else None,
         }
+        # A state without times (a vanished task, recorded from what reconciliation knows) keeps the recorded ones;
+        # the Dispatcher clears them when the next attempt begins.
+        fields |= {k: v for k, v in (("started_at", task.started_at), ("stopped_at", task.stopped_at)) if v}
         applied = self.store.update(run.run_id, outcome.status, attempt, **fields)
         retry = None
         if outcome.status.terminal:
