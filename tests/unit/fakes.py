@@ -254,6 +254,68 @@ class FakePauses:
             self.jobs.pop(job, None)
 
 
+# --------------------------------------------------------------------------- fault injection
+
+
+@dataclass
+class Faults:
+    """Planned failures of port calls, by method name, each taken by the next call of that method.
+
+    ``when`` says where the call fails: ``before`` it takes effect (the request never arrived), ``after`` (it took
+    effect, and the caller sees an error: a timeout after DynamoDB wrote, a 5xx after ECS launched), or ``instead``
+    (the call returns ``outcome`` without reaching the fake: a RunTask answered with ``failures[]``).
+    """
+
+    planned: dict[str, deque[tuple[str, Any]]] = field(default_factory=dict)
+    #: (method, when) of every fault that fired, in order.
+    fired: list[tuple[str, str]] = field(default_factory=list)
+
+    def arm(self, method: str, outcome: Any, when: str = "before") -> None:
+        assert when in {"before", "after", "instead"}, when
+        self.planned.setdefault(method, deque()).append((when, outcome))
+
+    def take(self, method: str) -> tuple[str, Any] | None:
+        queue = self.planned.get(method)
+        if not queue:
+            return None
+        planned = queue.popleft()
+        self.fired.append((method, planned[0]))
+        return planned
+
+    def clear(self) -> None:
+        self.planned.clear()
+
+
+class Faulty:
+    """A fake behind a fault-injecting wrapper: every public method of the port can fail as :class:`Faults` plans.
+
+    Attributes that are not methods (the fake's recorded state) pass through, so a test inspects the fake as usual.
+    """
+
+    def __init__(self, inner: Any, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            planned = self._faults.take(name)
+            if planned is None:
+                return attr(*args, **kwargs)
+            when, outcome = planned
+            if when == "instead":
+                return outcome
+            if when == "before":
+                raise outcome
+            attr(*args, **kwargs)
+            raise outcome
+
+        return call
+
+
 # --------------------------------------------------------------------------- RunStore
 
 
