@@ -368,3 +368,29 @@ def test_active_returns_every_run_reconciliation_owns_across_pages(store: RunSto
     assert set(found.values()) == set(ACTIVE_STATUSES)
     if isinstance(store, DynamoRunStore):
         assert len(queries) > len(ACTIVE_STATUSES), "the active runs fit one page each: paging was not exercised"
+
+
+def test_a_reclaim_keeps_the_attempts_redrive_count(store: RunStore) -> None:
+    """Re-drives bound how often reconciliation sends one attempt again: a reclaim (the re-driven message arriving,
+    its claim past the lease) must not start the count over, or MAX_REDRIVES never ends a first attempt's loop."""
+    run = new_run()
+    store.claim(run, NOW)
+    assert store.redriven(current(store, run), NOW + 1000)
+    assert store.redriven(current(store, run), NOW + 2000)
+
+    later = NOW + 3000
+    assert store.claim(new_run(run_id=run.run_id, now=later), later).kind is ClaimKind.RECLAIMED
+
+    stored = current(store, run)
+    assert (stored.status, stored.redrives, stored.lease_until) == (RunStatus.CLAIMED, 2, later + LEASE_S)
+
+
+def test_the_next_attempts_retrying_write_starts_its_redrive_count_over(store: RunStore) -> None:
+    run = new_run()
+    store.claim(run, NOW)
+    store.redriven(current(store, run), NOW + 1000)
+    store.update(run.run_id, RunStatus.FAILED, 1, exit_code=2)
+
+    assert store.update(run.run_id, RunStatus.RETRYING, 2, retry_due=int(NOW) + 2000, redrives=0)
+
+    assert current(store, run).redrives == 0

@@ -367,6 +367,8 @@ class FakeRunStore:
                 "lease_until": run.lease_until or now,
                 "attempts": {str(run.attempt): {"status": run.status.value}},
             }
+            if existing is not None and existing.redrives:  # the attempt's re-drive count carries over
+                self.items[run.run_id]["redrives"] = existing.redrives
         else:
             raw = self.items[run.run_id]
             raw |= {

@@ -27,15 +27,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from taskrunner.domain.dispatch import Dispatcher
 from taskrunner.domain.errors import PermanentError, TryLater
 from taskrunner.domain.ports import LaunchResult, Retry
 from taskrunner.domain.runs import ACTIVE_STATUSES, RunStatus, idempotency_key, parse_started_by, run_id_for
-from taskrunner.domain.tracking import Reconciler, TaskState, Tracker
+from taskrunner.domain.tracking import CLAIM_STALE_S, MAX_REDRIVES, Reconciler, TaskState, Tracker
 from taskrunner.domain.triggers import requests_from
 from tests.unit.fakes import (
     CLUSTER_ARN,
@@ -249,30 +250,27 @@ class RunLifecycle(RuleBasedStateMachine):
         self.delivered.add(trigger)
         self.dispatch_queue.send(TRIGGERS[trigger].model_dump_json(by_alias=True, exclude_defaults=True), self.clock())
 
+    @precondition(lambda self: self.dispatch_queue.visible(self.clock()))
     @rule(data=st.data(), plans=fault_plans())
     def deliver_dispatch(self, data: st.DataObject, plans: list[tuple[str, str, str, Any]]) -> None:
         visible = self.dispatch_queue.visible(self.clock())
-        if not visible:
-            return
         self.steps["dispatch"] += 1
         self._deliver_dispatch(data.draw(st.sampled_from(visible)), plans)
         self._publish(data)
 
+    @precondition(lambda self: self.tracker_queue.visible(self.clock()))
     @rule(data=st.data(), plans=fault_plans())
     def deliver_state_change(self, data: st.DataObject, plans: list[tuple[str, str, str, Any]]) -> None:
         visible = self.tracker_queue.visible(self.clock())
-        if not visible:
-            return
         self.steps["state-change"] += 1
         self._deliver_state_change(data.draw(st.sampled_from(visible)), plans)  # any order
         self._publish(data)
 
+    @precondition(lambda self: any(t.last_status != "STOPPED" for t in self.fake_cluster.tasks))
     @rule(data=st.data(), outcome=st.sampled_from(["run", "exit-0", "exit-2", "exit-1", "start-failure", "spot"]))
     def task_moves(self, data: st.DataObject, outcome: str) -> None:
         """A live task starts running, or stops: it succeeds, fails (retryable or not), fails to start, loses Spot."""
         live = [t for t in self.fake_cluster.tasks if t.last_status != "STOPPED"]
-        if not live:
-            return
         self.steps["task"] += 1
         task = data.draw(st.sampled_from(live))
         if outcome == "run":
@@ -287,13 +285,13 @@ class RunLifecycle(RuleBasedStateMachine):
             task.stopped_reason = "Your Spot Task was interrupted."
         self._publish(data)
 
+    @precondition(lambda self: any(t.last_status == "STOPPED" for t in self.fake_cluster.tasks))
     @rule(data=st.data())
     def ecs_forgets_a_stopped_task(self, data: st.DataObject) -> None:
         """ECS keeps a stopped task describable for about an hour; then DescribeTasks no longer finds it."""
         stopped = [t for t in self.fake_cluster.tasks if t.last_status == "STOPPED"]
-        if stopped:
-            self.steps["forget"] += 1
-            self.fake_cluster.tasks.remove(data.draw(st.sampled_from(stopped)))
+        self.steps["forget"] += 1
+        self.fake_cluster.tasks.remove(data.draw(st.sampled_from(stopped)))
 
     @rule(data=st.data(), seconds=st.sampled_from([5, 30, 60, 130, 400, 1000]), plans=fault_plans())
     def reconcile_tick(self, data: st.DataObject, seconds: int, plans: list[tuple[str, str, str, Any]]) -> None:
@@ -365,3 +363,56 @@ RunLifecycle.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestRunLifecycle = RunLifecycle.TestCase
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def test_a_lost_retry_is_redriven_even_when_the_first_attempts_claim_used_every_redrive() -> None:
+    """GIVEN attempt 1 whose claim reconciliation had to re-drive MAX_REDRIVES times before it launched
+    WHEN it fails with a retryable exit code and the retry's message is lost (scheduling failed, never redelivered)
+    THEN reconciliation re-drives attempt 2's retry (its own count), rather than abandoning it at once as
+    "re-driven 3 times" when it never was."""
+    world = RunLifecycle()
+    request = TRIGGERS[0]
+    run_id = run_id_for(idempotency_key(request))
+    world.dispatcher.dispatch(request)
+    world.fake_store.items[run_id]["redrives"] = MAX_REDRIVES  # what attempt 1's re-drives left
+    (task,) = world.fake_cluster.launched
+    world.fake_cluster.finish(task.arn, exit_code=2)
+    world.faults.arm("schedule", Unavailable("SendMessage failed"))
+
+    with pytest.raises(Unavailable):  # the retry is never sent; the state change is not delivered again
+        world.tracker.track(TaskState.model_validate(task.describe()))
+    world.clock.advance(3600)
+    report = world.reconciler.reconcile(world.fake_store.active())
+
+    assert (report.redriven, report.abandoned) == (1, 0)
+    run = world.fake_store.get(run_id)
+    assert run is not None
+    assert (run.status, run.attempt, run.redrives) == (RunStatus.RETRYING, 2, 1)
+    assert [r.attempt for r in world.fake_retries.sent] == [2]
+
+
+def test_a_first_attempts_claim_is_abandoned_after_max_redrives_even_though_each_redrive_reclaims_it() -> None:
+    """GIVEN a first attempt whose every dispatch message is lost after it claims (launches keep being deferred)
+    WHEN reconciliation re-drives it and each re-drive reclaims it
+    THEN after MAX_REDRIVES re-drives it is recorded LAUNCH_FAILED, not re-driven for ever."""
+    world = RunLifecycle()
+    request = TRIGGERS[0]
+    run_id = run_id_for(idempotency_key(request))
+    body = request.model_dump_json(by_alias=True, exclude_defaults=True)
+    for _ in range(MAX_REDRIVES + 1):
+        world.faults.arm("run_task", TryLater("ECS throttled"))
+        world.dispatch_queue.messages.clear()  # every message lost: dead-lettered after its receives
+        (redelivered,) = requests_from(body, JOBS.all)
+        world._invoke(lambda: world.dispatcher.dispatch(redelivered), [])  # noqa: B023 (called at once)
+        world.clock.advance(CLAIM_STALE_S + 10)
+        world.reconciler.reconcile(world.fake_store.active())
+        sent = world.dispatch_queue.messages[-1:] if world.dispatch_queue.messages else []
+        body = sent[0].body if sent else body
+
+    run = world.fake_store.get(run_id)
+    assert run is not None
+    assert run.status is RunStatus.LAUNCH_FAILED
+    assert f"re-driven {MAX_REDRIVES} times" in (run.reason or "")

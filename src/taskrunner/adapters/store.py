@@ -80,7 +80,29 @@ class DynamoRunStore:
                 raise
             return self._refused(run, now)
         old = _run(response["Attributes"]) if response.get("Attributes") else None
+        if old is not None and old.redrives:
+            self._keep_redrives(run, old.redrives, item["lease_until"])
         return self._taken(old, run, now)
+
+    def _keep_redrives(self, run: Run, redrives: int, lease: int) -> None:
+        """A reclaim's put replaced the item: the attempt's re-drive count carries over, so MAX_REDRIVES still
+        bounds how often reconciliation re-drives it (only while this claim is still the one in the table)."""
+        with contextlib.suppress(ClientError):
+            self.db.update_item(
+                TableName=self.table,
+                Key=_marshal({"run_id": run.run_id}),
+                UpdateExpression="SET redrives = :n",
+                ConditionExpression="#s = :claimed AND attempt = :a AND lease_until = :lease",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_marshal(
+                    {
+                        ":n": redrives,
+                        ":claimed": RunStatus.CLAIMED.value,
+                        ":a": run.attempt,
+                        ":lease": lease,
+                    }
+                ),
+            )
 
     def _claim_retry(self, run: Run, now: float) -> Claim:
         values = {
