@@ -529,6 +529,8 @@ class FakeTask:
     exit_code: int | None = None
     group: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
 
     def describe(self) -> dict[str, Any]:
         """The task as DescribeTasks (or an "ECS Task State Change" detail) shows it."""
@@ -552,6 +554,9 @@ class FakeTask:
             described["stopCode"] = self.stop_code
         if self.stopped_reason:
             described["stoppedReason"] = self.stopped_reason
+        for key, stamp in (("startedAt", self.started_at), ("stoppedAt", self.stopped_at)):
+            if stamp is not None:
+                described[key] = stamp.isoformat()
         return described
 
 
