@@ -2,11 +2,13 @@
 
 The fakes keep the semantics the domain relies on, so a test that passes here means something:
 
-* :class:`FakeRunStore` makes the same conditional writes as the DynamoDB store: a first attempt's claim
-  creates the run, or takes over a CLAIMED run whose lease has expired; a retry's claim (attempt n > 1)
-  takes the run over from RETRYING (or from its own expired claim); otherwise it reports BUSY (live lease
-  of the same attempt) or DUPLICATE. Updates only move a run forward, ordered by (attempt, state), and
-  say whether they applied; ``release`` fails unless the run is still CLAIMED.
+* :class:`FakeRunStore` makes the same conditional writes as the DynamoDB store, and classifies a claim with
+  the same domain rule (``domain.dispatch.classify_claim``): a first attempt's claim creates the run, or takes
+  over a CLAIMED run whose lease has expired; a retry's claim (attempt n > 1) takes the run over from RETRYING
+  (or from its own expired claim); otherwise it reports BUSY (live lease of the same attempt) or DUPLICATE.
+  Updates only move a run forward, ordered by (attempt, state), and say whether they applied; ``release``
+  fails unless the run is still CLAIMED. tests/integration/test_run_store_contract.py holds both stores to it.
+* :class:`Faults` and :class:`Faulty` make any fake's calls fail, before or after they take effect.
 * :class:`FakeCluster` records every call, honours ``clientToken`` as ECS does, lists tasks by family and
   by ``startedBy``, and checks each RunTask request against ECS's documented limits (an invalid request
   is a bug in the domain, reported as :class:`InvalidRunTaskRequest`, not a launch failure).
@@ -263,7 +265,8 @@ class Faults:
 
     ``when`` says where the call fails: ``before`` it takes effect (the request never arrived), ``after`` (it took
     effect, and the caller sees an error: a timeout after DynamoDB wrote, a 5xx after ECS launched), or ``instead``
-    (the call returns ``outcome`` without reaching the fake: a RunTask answered with ``failures[]``).
+    (the call returns ``outcome``, or ``outcome(*args)`` if it is callable, without reaching the fake: a RunTask
+    answered with ``failures[]``).
     """
 
     planned: dict[str, deque[tuple[str, Any]]] = field(default_factory=dict)
@@ -306,8 +309,8 @@ class Faulty:
             if planned is None:
                 return attr(*args, **kwargs)
             when, outcome = planned
-            if when == "instead":
-                return outcome
+            if when == "instead":  # an answer, or a function of the call's arguments that gives one
+                return outcome(*args, **kwargs) if callable(outcome) else outcome
             if when == "before":
                 raise outcome
             attr(*args, **kwargs)
