@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -77,10 +78,15 @@ def test_manual_run_launches_with_its_environment(stack: Stack, name: str) -> No
 
 
 def test_mixed_batch_dead_letters_the_bad_record_and_launches_the_good_one(stack: Stack) -> None:
-    """GIVEN a batch with an unknown job and a valid upload
+    """GIVEN a batch with an unknown job and a valid upload (its own, never delivered before)
     WHEN the Dispatcher handles it
     THEN the bad record is in the DLQ with its reason (acknowledged, not retried), the good one launched."""
-    response = stack.invoke("DispatchFunctionName", load_event("dispatch-mixed-batch.sqs.json"))
+    batch = load_event("dispatch-mixed-batch.sqs.json")
+    good = json.loads(batch["Records"][1]["body"])
+    good["event"]["detail"]["object"]["sequencer"] = uuid.uuid4().hex.upper()  # a new upload: a new run
+    batch["Records"][1]["body"] = json.dumps(good)
+
+    response = stack.invoke("DispatchFunctionName", batch)
 
     assert response == {"batchItemFailures": []}
     sqs = stack.client("sqs")
@@ -90,5 +96,12 @@ def test_mixed_batch_dead_letters_the_bad_record_and_launches_the_good_one(stack
     reasons = [m["MessageAttributes"]["taskrunner-reason"]["StringValue"] for m in messages]
     assert any("unknown job 'no-such-job'" in r for r in reasons)
     assert any(json.loads(m["Body"])["job"] == "no-such-job" for m in messages)
-    rid = run_id("thumbnails", Trigger.S3, event=load_event("s3-object-created.json"))
-    assert stack.run_record(rid) is not None
+    assert not any(json.loads(m["Body"]).get("job") == "thumbnails" for m in messages)
+    rid = run_id("thumbnails", Trigger.S3, event=good["event"])
+    run = stack.run_record(rid)
+    assert run is not None
+    assert (run["job"], run["attempt"]) == ("thumbnails", 1)
+    assert run["status"] in {"PENDING", "RUNNING"}  # launched: its task is provisioning or running
+    (task,) = [t for t in stack.tasks(status="RUNNING") + stack.tasks(status="STOPPED") if t["startedBy"] == f"{rid}-1"]
+    assert run["task_arn"] == task["taskArn"]
+    assert env_of(task)["TASKRUNNER_S3_KEY"] == "uploads/images/cat.jpg"

@@ -2,11 +2,13 @@
 
 The fakes keep the semantics the domain relies on, so a test that passes here means something:
 
-* :class:`FakeRunStore` makes the same conditional writes as the DynamoDB store: a first attempt's claim
-  creates the run, or takes over a CLAIMED run whose lease has expired; a retry's claim (attempt n > 1)
-  takes the run over from RETRYING (or from its own expired claim); otherwise it reports BUSY (live lease
-  of the same attempt) or DUPLICATE. Updates only move a run forward, ordered by (attempt, state), and
-  say whether they applied; ``release`` fails unless the run is still CLAIMED.
+* :class:`FakeRunStore` makes the same conditional writes as the DynamoDB store, and classifies a claim with
+  the same domain rule (``domain.dispatch.classify_claim``): a first attempt's claim creates the run, or takes
+  over a CLAIMED run whose lease has expired; a retry's claim (attempt n > 1) takes the run over from RETRYING
+  (or from its own expired claim); otherwise it reports BUSY (live lease of the same attempt) or DUPLICATE.
+  Updates only move a run forward, ordered by (attempt, state), and say whether they applied; ``release``
+  fails unless the run is still CLAIMED. tests/integration/test_run_store_contract.py holds both stores to it.
+* :class:`Faults` and :class:`Faulty` make any fake's calls fail, before or after they take effect.
 * :class:`FakeCluster` records every call, honours ``clientToken`` as ECS does, lists tasks by family and
   by ``startedBy``, and checks each RunTask request against ECS's documented limits (an invalid request
   is a bug in the domain, reported as :class:`InvalidRunTaskRequest`, not a launch failure).
@@ -23,9 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from taskrunner.domain.dispatch import TAKEN, classify_claim
 from taskrunner.domain.errors import UnknownJob
 from taskrunner.domain.jobs import InvalidJobSpec, JobSpec
-from taskrunner.domain.ports import Claim, ClaimKind, LaunchResult, Retry
+from taskrunner.domain.ports import Claim, LaunchResult, Retry
 from taskrunner.domain.runs import ACTIVE_STATUSES, ATTEMPT_FIELDS, Run, RunStatus, as_item
 from taskrunner.domain.triggers import DispatchRequest, Trigger
 from taskrunner.domain.trust import StackBounds
@@ -253,6 +256,69 @@ class FakePauses:
             self.jobs.pop(job, None)
 
 
+# --------------------------------------------------------------------------- fault injection
+
+
+@dataclass
+class Faults:
+    """Planned failures of port calls, by method name, each taken by the next call of that method.
+
+    ``when`` says where the call fails: ``before`` it takes effect (the request never arrived), ``after`` (it took
+    effect, and the caller sees an error: a timeout after DynamoDB wrote, a 5xx after ECS launched), or ``instead``
+    (the call returns ``outcome``, or ``outcome(*args)`` if it is callable, without reaching the fake: a RunTask
+    answered with ``failures[]``).
+    """
+
+    planned: dict[str, deque[tuple[str, Any]]] = field(default_factory=dict)
+    #: (method, when) of every fault that fired, in order.
+    fired: list[tuple[str, str]] = field(default_factory=list)
+
+    def arm(self, method: str, outcome: Any, when: str = "before") -> None:
+        assert when in {"before", "after", "instead"}, when
+        self.planned.setdefault(method, deque()).append((when, outcome))
+
+    def take(self, method: str) -> tuple[str, Any] | None:
+        queue = self.planned.get(method)
+        if not queue:
+            return None
+        planned = queue.popleft()
+        self.fired.append((method, planned[0]))
+        return planned
+
+    def clear(self) -> None:
+        self.planned.clear()
+
+
+class Faulty:
+    """A fake behind a fault-injecting wrapper: every public method of the port can fail as :class:`Faults` plans.
+
+    Attributes that are not methods (the fake's recorded state) pass through, so a test inspects the fake as usual.
+    """
+
+    def __init__(self, inner: Any, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            planned = self._faults.take(name)
+            if planned is None:
+                return attr(*args, **kwargs)
+            when, outcome = planned
+            if when == "instead":  # an answer, or a function of the call's arguments that gives one
+                return outcome(*args, **kwargs) if callable(outcome) else outcome
+            if when == "before":
+                raise outcome
+            attr(*args, **kwargs)
+            raise outcome
+
+        return call
+
+
 # --------------------------------------------------------------------------- RunStore
 
 
@@ -289,40 +355,34 @@ class FakeRunStore:
     # The port -----------------------------------------------------------------
 
     def claim(self, run: Run, now: float) -> Claim:
-        """Attempt 1 creates the run; attempt n > 1 takes it over from RETRYING (what the Tracker leaves)."""
+        """Attempt 1 creates the run; attempt n > 1 takes it over from RETRYING (what the Tracker leaves).
+
+        What the claim meets is classified by the domain's one rule (``classify_claim``), as the DynamoDB store's.
+        """
         existing = self.get(run.run_id)
-        raw = self.items.get(run.run_id, {})
-        expired = existing is not None and existing.status is RunStatus.CLAIMED and raw.get("lease_until", 0) < now
-        if run.attempt > 1:
-            allowed = (
-                existing is not None
-                and existing.job == run.job
-                and existing.attempt == run.attempt
-                and (existing.status is RunStatus.RETRYING or expired)
-            )
-            if allowed:
-                assert existing is not None
-                raw |= {
-                    "status": RunStatus.CLAIMED.value,
-                    "lease_until": run.lease_until or now,
-                    "status_rank": RunStatus.CLAIMED.order(run.attempt),
-                    "updated_at": run.updated_at.isoformat(),
-                }
-                raw.setdefault("attempts", {}).setdefault(str(run.attempt), {"status": RunStatus.CLAIMED.value})
-                self.calls.append(("claim", run.run_id, run.status, True))
-                return Claim(ClaimKind.RECLAIMED if expired else ClaimKind.NEW, existing)
-        elif existing is None or (expired and existing.attempt == run.attempt):
+        kind = classify_claim(existing, run, now)
+        if kind not in TAKEN:
+            self.calls.append(("claim", run.run_id, run.status, False))
+            return Claim(kind, existing)
+        if run.attempt == 1:  # a put: the whole item, as DynamoDB's PutItem replaces it
             self.items[run.run_id] = as_item(run) | {
                 "status_rank": run.status.order(run.attempt),
                 "lease_until": run.lease_until or now,
                 "attempts": {str(run.attempt): {"status": run.status.value}},
             }
-            self.calls.append(("claim", run.run_id, run.status, True))
-            return Claim(ClaimKind.RECLAIMED, existing) if existing else Claim(ClaimKind.NEW)
-        self.calls.append(("claim", run.run_id, run.status, False))
-        if existing is not None and existing.status is RunStatus.CLAIMED and existing.attempt == run.attempt:
-            return Claim(ClaimKind.BUSY, existing)
-        return Claim(ClaimKind.DUPLICATE, existing)
+            if existing is not None and existing.redrives:  # the attempt's re-drive count carries over
+                self.items[run.run_id]["redrives"] = existing.redrives
+        else:
+            raw = self.items[run.run_id]
+            raw |= {
+                "status": RunStatus.CLAIMED.value,
+                "lease_until": run.lease_until or now,
+                "status_rank": RunStatus.CLAIMED.order(run.attempt),
+                "updated_at": run.updated_at.isoformat(),
+            }
+            raw.setdefault("attempts", {}).setdefault(str(run.attempt), {"status": RunStatus.CLAIMED.value})
+        self.calls.append(("claim", run.run_id, run.status, True))
+        return Claim(kind, existing)
 
     def update(self, run_id: str, status: RunStatus, attempt: int, **fields: Any) -> bool:
         if self.crash_on_next_update is not None:
@@ -339,6 +399,8 @@ class FakeRunStore:
             item.pop(name, None)  # given as None: the run's top level no longer shows the last attempt's value
         record = item.setdefault("attempts", {}).setdefault(str(attempt), {})
         record.update({k: v for k, v in plain.items() if v is not None and k in ATTEMPT_FIELDS})
+        for name in [k for k, v in plain.items() if v is None and k in ATTEMPT_FIELDS]:
+            record.pop(name, None)  # and neither does the attempt's own record
         record["status"] = status.value
         item |= {
             "status": status.value,
@@ -470,6 +532,8 @@ class FakeTask:
     exit_code: int | None = None
     group: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
 
     def describe(self) -> dict[str, Any]:
         """The task as DescribeTasks (or an "ECS Task State Change" detail) shows it."""
@@ -493,6 +557,9 @@ class FakeTask:
             described["stopCode"] = self.stop_code
         if self.stopped_reason:
             described["stoppedReason"] = self.stopped_reason
+        for key, stamp in (("startedAt", self.started_at), ("stoppedAt", self.stopped_at)):
+            if stamp is not None:
+                described[key] = stamp.isoformat()
         return described
 
 

@@ -582,14 +582,31 @@ def test_retry_request_never_yields_an_invalid_run_task_request():
     become a clientToken/startedBy ECS rejects (the fake cluster checks ECS's documented limits)."""
     world = World()
     body = {"job": "nightly-report", "trigger": "manual", "request_id": "12345678", "run_id": "r" * 100, "attempt": 2}
-    try:
-        (request,) = requests_from(body, world.registry.all)
+
+    with pytest.raises(PermanentError, match="run_id"):
+        requests_from(body, world.registry.all)  # refused at parsing: there is no request to dispatch
+
+    assert world.cluster.requests == []
+    assert world.store.items == {}
+
+
+@pytest.mark.parametrize("attempt", [2, 3, 10])
+def test_a_valid_retry_yields_a_run_task_request_within_ecs_limits(attempt: int):
+    """The same path with a run id the store knows: one RunTask request, whose token and startedBy fit ECS."""
+    world = World(job_spec(retry={"max_attempts": 10}))
+    original = manual_request()
+    run_id = failed_first_attempt(world, original)
+    if attempt > 2:
+        world.store.update(run_id, RunStatus.RETRYING, attempt, reason="attempt failed")
+    body = json.loads(retry_of(original, run_id, attempt).model_dump_json(by_alias=True, exclude_defaults=True))
+
+    for request in requests_from(body, world.registry.all):
         world.dispatch(request)
-    except PermanentError:
-        pass
-    for call in world.cluster.requests:
-        assert len(call["clientToken"]) <= 64
-        assert len(call["startedBy"]) <= 128
+
+    first, retry = world.cluster.requests  # the failed first attempt's, and this retry's
+    assert first["startedBy"] != retry["startedBy"] == started_by(run_id, attempt)
+    assert len(retry["clientToken"]) <= 64
+    assert len(retry["startedBy"]) <= 128
 
 
 # --------------------------------------------------------------------------- ECS calls

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from pydantic import TypeAdapter
 
 from taskrunner.adapters.clients import client, error_code
+from taskrunner.domain.dispatch import TAKEN, classify_claim
 from taskrunner.domain.ports import Claim, ClaimKind
 from taskrunner.domain.runs import ACTIVE_STATUSES, ATTEMPT_FIELDS, Run, RunStatus, as_item
 
@@ -49,10 +50,15 @@ class DynamoRunStore:
         self.history_s = history_days * 86_400
 
     def claim(self, run: Run, now: float) -> Claim:
-        """Attempt 1 creates the run; a retry (attempt n > 1) takes the run over from RETRYING for attempt n."""
+        """Attempt 1 creates the run; a retry (attempt n > 1) takes the run over from RETRYING for attempt n.
+
+        The condition of each write admits exactly what :func:`~taskrunner.domain.dispatch.classify_claim` calls
+        NEW or RECLAIMED (that function decides the kind, from the record the write replaced or refused), so the
+        decision has one home and the write stays atomic.
+        """
         if run.attempt > 1:
             return self._claim_retry(run, now)
-        item = as_item(run)
+        item = {k: _plain(v) for k, v in as_item(run).items()}  # a float (retry_due …) as DynamoDB's decimal
         item["lease_until"] = int(run.lease_until or now)
         item["status_rank"] = run.status.order(run.attempt)
         item["attempts"] = {str(run.attempt): {"status": run.status.value}}
@@ -60,22 +66,43 @@ class DynamoRunStore:
             response = self.db.put_item(
                 TableName=self.table,
                 Item=_marshal(item),
-                # A first attempt may take over only a first attempt's expired claim, never a retry's.
+                # A first attempt may take over only its own job's expired first-attempt claim, never a retry's.
                 ConditionExpression="attribute_not_exists(run_id) OR "
-                "(#s = :claimed AND lease_until < :now AND attempt = :attempt)",
+                "(#s = :claimed AND lease_until < :now AND attempt = :attempt AND job = :job)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=_marshal(
-                    {":claimed": RunStatus.CLAIMED.value, ":now": int(now), ":attempt": run.attempt}
+                    {":claimed": RunStatus.CLAIMED.value, ":now": int(now), ":attempt": run.attempt, ":job": run.job}
                 ),
                 ReturnValues="ALL_OLD",
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            return self._refused(run)
-        if response.get("Attributes"):
-            return Claim(ClaimKind.RECLAIMED, _run(response["Attributes"]))
-        return Claim(ClaimKind.NEW)
+            return self._refused(run, now)
+        old = _run(response["Attributes"]) if response.get("Attributes") else None
+        if old is not None and old.redrives:
+            self._keep_redrives(run, old.redrives, item["lease_until"])
+        return self._taken(old, run, now)
+
+    def _keep_redrives(self, run: Run, redrives: int, lease: int) -> None:
+        """A reclaim's put replaced the item: the attempt's re-drive count carries over, so MAX_REDRIVES still
+        bounds how often reconciliation re-drives it (only while this claim is still the one in the table)."""
+        with contextlib.suppress(ClientError):
+            self.db.update_item(
+                TableName=self.table,
+                Key=_marshal({"run_id": run.run_id}),
+                UpdateExpression="SET redrives = :n",
+                ConditionExpression="#s = :claimed AND attempt = :a AND lease_until = :lease",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_marshal(
+                    {
+                        ":n": redrives,
+                        ":claimed": RunStatus.CLAIMED.value,
+                        ":a": run.attempt,
+                        ":lease": lease,
+                    }
+                ),
+            )
 
     def _claim_retry(self, run: Run, now: float) -> Claim:
         values = {
@@ -105,15 +132,22 @@ class DynamoRunStore:
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            return self._refused(run)
-        old = _run(response["Attributes"])
-        return Claim(ClaimKind.RECLAIMED if old.status is RunStatus.CLAIMED else ClaimKind.NEW, old)
+            return self._refused(run, now)
+        return self._taken(_run(response["Attributes"]), run, now)
 
-    def _refused(self, run: Run) -> Claim:
+    @staticmethod
+    def _taken(old: Run | None, run: Run, now: float) -> Claim:
+        kind = classify_claim(old, run, now)
+        if kind not in TAKEN:  # the condition and the domain's rule disagree: a bug, never a silent second launch
+            raise AssertionError(f"claim of run {run.run_id} was written over a record the domain calls {kind}")
+        return Claim(kind, old)
+
+    def _refused(self, run: Run, now: float) -> Claim:
         existing = self.get(run.run_id)
-        if existing is not None and existing.status is RunStatus.CLAIMED and existing.attempt == run.attempt:
-            return Claim(ClaimKind.BUSY, existing)
-        return Claim(ClaimKind.DUPLICATE, existing)
+        kind = classify_claim(existing, run, now)
+        # Refused, yet takeable when read again: the record changed between the write and the read (or the lease
+        # ended within the same second). Another invocation is at it; the redelivery decides again.
+        return Claim(ClaimKind.BUSY if kind in TAKEN else kind, existing)
 
     def get(self, run_id: str) -> Run | None:
         response = self.db.get_item(TableName=self.table, Key=_marshal({"run_id": run_id}), ConsistentRead=True)
@@ -123,7 +157,8 @@ class DynamoRunStore:
         """Move a run forward; False (and no write) if it is already at or past ``status`` of ``attempt``.
 
         Attempt-scoped fields (task, times, exit, reason …) are written to the attempt's own record and mirrored
-        at the run's top level; one given as None is removed from the top level, so a run's reason is its own.
+        at the run's top level; one given as None is removed from both, so a run's (and an attempt's) reason is
+        its own.
         """
         now = time.time()
         plain = {k: _plain(v) for k, v in fields.items()}
@@ -144,7 +179,14 @@ class DynamoRunStore:
         sets += [f"attempts.#n.#a_{k} = :a_{k}" for k in record]
         names |= {f"#a_{k}": k for k in record}
         attribute_values = {f":{k}": v for k, v in values.items()} | {f":a_{k}": v for k, v in record.items()}
-        remove = [*(f"#{k}" for k in removed), *([] if status is RunStatus.CLAIMED else ["lease_until"])]
+        # Removed from the attempt's own record too: an attempt's reason is its own, not why it was scheduled.
+        cleared = [k for k in removed if k in ATTEMPT_FIELDS]
+        names |= {f"#a_{k}": k for k in cleared}
+        remove = [
+            *(f"#{k}" for k in removed),
+            *(f"attempts.#n.#a_{k}" for k in cleared),
+            *([] if status is RunStatus.CLAIMED else ["lease_until"]),
+        ]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
         for _ in range(2):
             try:

@@ -55,6 +55,33 @@ class Outcome:
     fallback: bool = False
 
 
+def classify_claim(existing: Run | None, run: Run, now: float) -> ClaimKind:
+    """What a claim of ``run`` (its attempt, for its job) meets in the runs table: the one rule both stores apply.
+
+    * NEW: nothing there for a first attempt, or a retry taking over the RETRYING run the Tracker left for it;
+    * RECLAIMED: a CLAIMED record of this attempt whose lease ended (its Lambda died mid-launch);
+    * BUSY: a CLAIMED record of this attempt with a live lease (another invocation is launching it);
+    * DUPLICATE: anything else (the run is past this attempt's claim, at another attempt, or another job's).
+
+    The store makes the write atomic with a condition that admits exactly NEW and RECLAIMED, and classifies what it
+    saw (the old record on success, the current one on refusal) with this function. Leases are compared in whole
+    seconds, as the DynamoDB table stores them.
+    """
+    if existing is None:
+        return ClaimKind.NEW if run.attempt == 1 else ClaimKind.DUPLICATE
+    if existing.job != run.job or existing.attempt != run.attempt:
+        return ClaimKind.DUPLICATE
+    if existing.status is RunStatus.RETRYING and run.attempt > 1:
+        return ClaimKind.NEW
+    if existing.status is RunStatus.CLAIMED:
+        return ClaimKind.RECLAIMED if int(existing.lease_until or 0) < int(now) else ClaimKind.BUSY
+    return ClaimKind.DUPLICATE
+
+
+#: The kinds a claim takes the run with (the store wrote it); the others leave the record as it was.
+TAKEN = frozenset({ClaimKind.NEW, ClaimKind.RECLAIMED})
+
+
 def family_of(task_definition: str) -> str:
     """``arn:...:task-definition/fam:3`` or ``fam:3`` or ``fam`` → ``fam``."""
     return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]

@@ -202,10 +202,11 @@ class Tracker:
             "reason": outcome.reason or None,
             "exit_code": outcome.exit_code,
             "stop_code": task.stop_code,
-            "started_at": task.started_at,
-            "stopped_at": task.stopped_at,
             "failure": outcome.failure.value if outcome.failure else None,
         }
+        # A state without times (a vanished task, recorded from what reconciliation knows) keeps the recorded ones;
+        # the Dispatcher clears them when the next attempt begins.
+        fields |= {k: v for k, v in (("started_at", task.started_at), ("stopped_at", task.stopped_at)) if v}
         applied = self.store.update(run.run_id, outcome.status, attempt, **fields)
         retry = None
         if outcome.status.terminal:
@@ -244,7 +245,8 @@ class Tracker:
         # It is written first, with when the retry is due, so a retry whose scheduling fails is re-driven (by the
         # redelivered state change, or by reconciliation once it is overdue), never lost.
         due = round(self.clock() + delay)
-        if not self.store.update(run.run_id, RunStatus.RETRYING, nxt, reason=reason[:1000], retry_due=due):
+        # redrives counts re-drives of one attempt: the next one starts with all of MAX_REDRIVES.
+        if not self.store.update(run.run_id, RunStatus.RETRYING, nxt, reason=reason[:1000], retry_due=due, redrives=0):
             return None
         retry = Retry(run.run_id, nxt, delay, body)
         self.retries.schedule(retry)
@@ -280,7 +282,7 @@ RETRY_GRACE_S = 300
 #: A claim nobody touched for this long lost its message (dead-lettered or dropped): longer than the longest
 #: back-off the Dispatcher asks of SQS (900 s), so a claim whose message is merely waiting is never re-driven.
 CLAIM_STALE_S = 960
-#: Re-drives of one abandoned claim or lost retry before the run is recorded LAUNCH_FAILED.
+#: Re-drives of one attempt (its lost retry, then its abandoned claim) before the run is recorded LAUNCH_FAILED.
 MAX_REDRIVES = 3
 
 
