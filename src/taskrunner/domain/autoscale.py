@@ -32,7 +32,7 @@ import itertools
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -252,9 +252,20 @@ class Launcher:
         with self._lock:
             self._finish_call(call)
 
-    def run(self) -> list[Launched]:
-        """Launch everything submitted, paced; what finished since the last call."""
-        while (call := self._next(block=False)) is not None:
+    def run(self, budget_s: float | None = None) -> list[Launched]:
+        """Launch what was submitted, paced; what finished since the last call.
+
+        ``budget_s``: stop before a call would wait past this many seconds of pacing (what the thread gets done
+        in one interval: the benchmark drives the launcher this way on its own clock); the rest stays queued.
+        """
+        while True:
+            if budget_s is not None:
+                with self._lock:
+                    head = self._calls[0].count if self._calls else 0
+                if not head or self.bucket.wait_s(head) > budget_s:
+                    break
+            if (call := self._next(block=False)) is None:
+                break
             self._launch(call)
         return self.collect()
 
@@ -311,6 +322,7 @@ class Autoscaler:
         reconcile_s: float = 300.0,
         threads: int = 16,
         launcher: Launcher | None = None,
+        registry_refresh_s: float = 0.0,
     ) -> None:
         self.stack = stack
         #: Registry entries left out of the last round, with why (invalid, or naming what the stack did not deploy).
@@ -332,14 +344,39 @@ class Autoscaler:
         self.cluster_reads = TokenBucket(CLUSTER_READS_PER_S, CLUSTER_READ_BURST, clock)
         self.stats = RoundStats()
         self._known: dict[str, _Known] = {}
+        self._stats_lock = threading.Lock()
+        self.registry_refresh_s = registry_refresh_s
+        self._registry_read: tuple[list[JobSpec], dict[str, str]] | None = None
+        self._registry_at = 0.0
+        self._refresh: Future[tuple[list[JobSpec], dict[str, str]]] | None = None
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scaler-registry")
 
     # ------------------------------------------------------------------ the round
 
+    def _read_registry(self) -> tuple[list[JobSpec], dict[str, str]]:
+        return self.registry.all(), dict(self.registry.invalid())
+
+    def _specs(self, now: float) -> tuple[list[JobSpec], dict[str, str]]:
+        """The registry: read every round, or (``registry_refresh_s``) re-read in the background while rounds go
+        on with the last read, so paging through thousands of entries at SSM's pace never delays observation."""
+        if self.registry_refresh_s <= 0:
+            return self._read_registry()
+        if self._registry_read is None:
+            self._registry_read, self._registry_at = self._read_registry(), now
+        elif self._refresh is not None and self._refresh.done():
+            with contextlib.suppress(Exception):  # a failed re-read keeps the last one; tried again below
+                self._registry_read, self._registry_at = self._refresh.result(), now
+            self._refresh = None
+        if self._refresh is None and now - self._registry_at >= self.registry_refresh_s:
+            self._refresh = self._refresher.submit(self._read_registry)
+        return self._registry_read
+
     def round(self) -> list[JobRound]:
         now = self.clock()
-        self.invalid = dict(self.registry.invalid())
+        specs, invalid = self._specs(now)
+        self.invalid = dict(invalid)
         jobs = []
-        for spec in self.registry.all():
+        for spec in specs:
             if problems := registry_problems(spec, self.stack):
                 # Trusted only for what the stack could have written: a tampered entry scales nothing.
                 self.invalid[spec.name] = "; ".join(problems)
@@ -395,10 +432,12 @@ class Autoscaler:
         if spec.scaling.min_tasks > 0 or self._floor(spec, now) > 0:
             return True
         known = self._known.get(spec.name)
-        if known is not None and known.busy:
+        if known is None:
+            staggered = now - (phase_of(spec.name, self.idle_every) + 1) * self.interval_s
+            known = self._known[spec.name] = _Known(busy=False, observed_at=staggered)
+        if known.busy:
             return True
-        last = known.observed_at if known else now - (phase_of(spec.name, self.idle_every) + 1) * self.interval_s
-        return now - last >= (self.idle_every - 0.5) * self.interval_s
+        return now - known.observed_at >= (self.idle_every - 0.5) * self.interval_s
 
     def _describe_services(self, jobs: list[JobSpec]) -> dict[tuple[str, str], ServiceCounts]:
         by_cluster: dict[str, list[str]] = defaultdict(list)
@@ -430,7 +469,8 @@ class Autoscaler:
             listed = self.cluster.active_tasks(spec.cluster, family_of(spec.task_definition))
         except TryLater:
             return fallback
-        self.stats.reconciled += 1
+        with self._stats_lock:
+            self.stats.reconciled += 1
         with contextlib.suppress(Exception):  # not written: reconciled again next round
             self.states.set_workers(spec.name, listed, now, stored)
         return len(set(listed) - stored.stopped)
@@ -537,6 +577,12 @@ class Autoscaler:
     @staticmethod
     def _busy(p: _Prepared) -> bool:
         obs = p.observation
+        if (
+            obs.visible is None
+            or obs.running is None
+            or (p.spec.queue_mode is QueueMode.SERVICE and obs.desired is None)
+        ):
+            return True  # what was not seen cannot be called idle: observed again next round
         return bool(
             p.decision.desired
             or obs.desired

@@ -40,6 +40,12 @@ class TokenBucket:
             self._tokens -= n
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def wait_s(self, n: float = 1.0) -> float:
+        """How long ``n`` tokens are away, taking nothing."""
+        with self._lock:
+            self._refill()
+            return max(0.0, (n - self._tokens) / self.rate)
+
     def try_take(self, n: float = 1.0) -> bool:
         """Take ``n`` tokens if they are there now; otherwise take nothing."""
         with self._lock:

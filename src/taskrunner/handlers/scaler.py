@@ -32,7 +32,9 @@ def service() -> Service:
     ecs = EcsCluster()
     states = DynamoStateStore(settings.state_table)
     autoscaler = Autoscaler(
-        SsmRegistry(settings.registry_prefix, max_age_s=60),  # a new or changed job is seen within a minute
+        # Re-read every minute in the background (a new or changed job is seen within about a minute), paged at
+        # half of Parameter Store's default 40/s, which the Dispatcher's reads share.
+        SsmRegistry(settings.registry_prefix, max_age_s=30, pages_per_s=20),
         Queues(),
         ecs,
         ecs,
@@ -41,6 +43,7 @@ def service() -> Service:
         clock=time.time,
         sleep=time.sleep,
         interval_s=settings.interval_s,
+        registry_refresh_s=60,
         # Launches drain in a thread, paced at the Scaler's share of Fargate's rate, while rounds observe.
         launcher=Launcher(ecs, states, clock=time.time, sleep=time.sleep, background=True),
     )
