@@ -363,13 +363,14 @@ def test_background_launches_leave_the_round_and_jobs_at_zero_launch_first() -> 
     states = States()
     w = world(busy, cold, states=states)
     w.scaler.launcher = Launcher(w.cluster, states, clock=lambda: w.now[0], sleep=lambda _: None, background=True)
-    for arn in ("arn:busy/1", "arn:busy/2"):
+    for _ in range(2):
         w.cluster.add_task(family="taskrunner-busy")
     w.queues.visible[busy.queue_url] = 30
     w.queues.visible[cold.queue_url] = 5
 
     results = w.round()
-    assert results["busy"].queued > 0 and results["cold"].queued == 5
+    assert results["busy"].queued > 0
+    assert results["cold"].queued == 5
     assert not [c for c in w.cluster.calls if c[0] == "run_task"]
     assert w.round() == {}, "jobs with launches queued are not decided again meanwhile"
 
