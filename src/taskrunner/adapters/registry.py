@@ -69,6 +69,13 @@ class SsmRegistry:
             specs.append(spec)
         return specs, invalid
 
+    def scan(self) -> tuple[list[JobSpec], dict[str, str]]:
+        """Every valid job and every invalid entry with why, from one listing (the Scaler's round)."""
+        specs, invalid = self._scan()
+        for name, reason in invalid.items():
+            log.error("invalid registry entry %s/%s: %s", self.prefix, name, reason)
+        return specs, invalid
+
     def all(self) -> list[JobSpec]:
         """Every valid job; an invalid entry is logged and left out, so one bad job cannot stop the others."""
         specs, invalid = self._scan()

@@ -354,6 +354,10 @@ class Autoscaler:
     # ------------------------------------------------------------------ the round
 
     def _read_registry(self) -> tuple[list[JobSpec], dict[str, str]]:
+        # One listing for both when the registry offers it (SsmRegistry.scan): thousands of entries are paged once.
+        scan: Callable[[], tuple[list[JobSpec], dict[str, str]]] | None = getattr(self.registry, "scan", None)
+        if scan is not None:
+            return scan()
         return self.registry.all(), dict(self.registry.invalid())
 
     def _specs(self, now: float) -> tuple[list[JobSpec], dict[str, str]]:
