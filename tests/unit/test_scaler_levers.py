@@ -395,3 +395,42 @@ def test_launches_not_made_by_the_end_of_the_invocation_are_asked_for_again() ->
     assert [(d.launched, d.requested) for d in done] == [(0, 30)]
     w.now[0] += 60
     assert w.round()["transcode"].queued == 30
+
+
+def test_a_woken_job_is_applied_during_the_depth_read_before_the_busy_jobs_are_described() -> None:
+    """GIVEN an idle service already observed, and many busy ones
+    WHEN a message reaches the idle one
+    THEN its UpdateService comes before the round describes the busy services: its first request does not wait
+    for the rest of the round (scale-from-zero within the interval, however many jobs there are)."""
+    quiet = service_job("a-quiet")
+    busy = [service_job(f"busy-{i:02d}") for i in range(30)]
+    w = world(quiet, *busy, threads=1)
+    for spec in busy:
+        w.services.counts[spec.service] = ServiceCounts(2, 0, 2)
+    while "a-quiet" not in w.round():
+        pass
+    w.queues.visible[quiet.queue_url] = 1
+    calls_before = len(w.services.described)
+
+    events: list[str] = []
+    original_describe, original_set = w.services.describe, w.services.set_desired
+
+    def describe(cluster: str, services: list[str]) -> dict[str, ServiceCounts]:
+        events.append("describe:" + ",".join(services))
+        return original_describe(cluster, services)
+
+    def set_desired(cluster: str, service: str, desired: int) -> None:
+        events.append(f"update:{service}")
+        original_set(cluster, service, desired)
+
+    w.services.describe = describe  # type: ignore[method-assign]
+    w.services.set_desired = set_desired  # type: ignore[method-assign]
+
+    result = w.round()["a-quiet"]
+
+    assert result.decision.reason == "scale-out"
+    assert w.scaler.stats.woken == 1
+    assert events.index("update:taskrunner-a-quiet") < min(
+        i for i, e in enumerate(events) if e.startswith("describe:") and "busy" in e
+    )
+    assert len(w.services.described) > calls_before

@@ -97,6 +97,8 @@ class RoundStats:
     deferred_updates: int = 0
     reconciled: int = 0
     states_written: int = 0
+    #: Idle jobs whose first message was acted on at once, within the depth read.
+    woken: int = 0
 
 
 def scaling_spec(spec: JobSpec, interval_s: float = 15.0) -> ScalingSpec:
@@ -390,10 +392,38 @@ class Autoscaler:
         launching = self.launcher.pending()
         watched = [spec for spec in jobs if spec.name not in launching]
         self.stats.launching = len(jobs) - len(watched)
-        depths = dict(zip((s.name for s in watched), self._map(self._depth, watched), strict=True))
-        due = [spec for spec in watched if self._due(spec, depths[spec.name], now)]
-        self.stats.observed, self.stats.queue_only = len(due), len(watched) - len(due)
 
+        def look(spec: JobSpec) -> tuple[QueueDepth | None, JobRound | None]:
+            depth = self._depth(spec)
+            if self._waking(spec, depth):
+                # A first message on an idle job: observed, decided and applied at once, not after every other
+                # job's observation, so its first UpdateService or launch follows the depth read within the round.
+                return depth, self._pipeline([spec], {spec.name: depth}, now)[0]
+            return depth, None
+
+        looked = dict(zip((s.name for s in watched), self._map(look, watched), strict=True))
+        depths = {name: depth for name, (depth, _) in looked.items()}
+        woken = {name: result for name, (_, result) in looked.items() if result is not None}
+        due = [spec for spec in watched if spec.name not in woken and self._due(spec, depths[spec.name], now)]
+        self.stats.woken = len(woken)
+        self.stats.observed, self.stats.queue_only = len(due) + len(woken), len(watched) - len(due) - len(woken)
+        by_job = {r.job: r for r in self._pipeline(due, depths, now)} | woken
+        launched = {done.job: done for done in ([] if self.launcher.background else self.launcher.run())}
+        return [
+            r if r.job not in launched else _with_launch(r, launched[r.job])
+            for r in (by_job[spec.name] for spec in watched if spec.name in by_job)  # in registry order
+        ]
+
+    def _waking(self, spec: JobSpec, depth: QueueDepth | None) -> bool:
+        """Messages on a job last seen idle (never one this container has not seen yet: a cold start's backlog
+        goes through the batched path)."""
+        known = self._known.get(spec.name)
+        return bool(depth is not None and (depth.visible or depth.delayed) and known is not None and not known.busy)
+
+    def _pipeline(self, due: list[JobSpec], depths: dict[str, QueueDepth | None], now: float) -> list[JobRound]:
+        """Observe ``due`` in full (services 10 a call, states 100 a call), decide, apply."""
+        if not due:
+            return []
         counts = self._describe_services(due)
         try:
             stored = self.states.load_many([spec.name for spec in due])
@@ -404,12 +434,7 @@ class Autoscaler:
         prepared = self._map(
             lambda spec: self._prepare(spec, counts, depths[spec.name], stored.get(spec.name), now, load_error), due
         )
-        results = self._apply(prepared)
-        launched = {done.job: done for done in ([] if self.launcher.background else self.launcher.run())}
-        return [
-            r if r.job not in launched else _with_launch(r, launched[r.job])
-            for r in results  # in registry order
-        ]
+        return self._apply(prepared)
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self.threads <= 1 or len(items) <= 1:
@@ -548,7 +573,8 @@ class Autoscaler:
                             applied = True
                         else:
                             # Deferred, not lost: ECS still shows the old count, so the next round decides again.
-                            self.stats.deferred_updates += 1
+                            with self._stats_lock:
+                                self.stats.deferred_updates += 1
                             error = "UpdateService deferred: over the Scaler's share of service modify calls"
                 elif p.decision.launch > 0:
                     queued = min(p.decision.launch, MAX_LAUNCHES_PER_ROUND)
@@ -575,7 +601,8 @@ class Autoscaler:
         for (job, _), failed in zip(to_save, self._map(save, to_save), strict=True):
             if failed and outcome[job].error is None:
                 outcome[job] = _replace(outcome[job], error=f"state not saved: {failed}")
-        self.stats.states_written = len(to_save)
+        with self._stats_lock:
+            self.stats.states_written += len(to_save)
         return [outcome[p.spec.name] for p in prepared]
 
     @staticmethod
