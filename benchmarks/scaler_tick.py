@@ -26,6 +26,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class CallCounter:
         self.calls: Counter[str] = Counter()
         self.attempts = 0
         self.seconds: defaultdict[str, float] = defaultdict(float)
+        #: (service, when) of each UpdateService: how soon a first message's scale-out is asked for.
+        self.updates: list[tuple[str, float]] = []
 
     def attach(self, client: Any) -> Any:
         client.meta.events.register("before-call", self._before_call)
@@ -84,9 +87,12 @@ class CallCounter:
     def _name(model: Any) -> str:
         return f"{model.service_model.endpoint_prefix}:{model.name}"
 
-    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def _before_call(self, model: Any, context: dict[str, Any], params: dict[str, Any], **_: Any) -> None:
         self.calls[self._name(model)] += 1
         context["scaler_tick_started"] = time.perf_counter()
+        if model.name == "UpdateService":  # params is the serialized request: ECS's JSON body
+            body = json.loads(params.get("body") or b"{}")
+            self.updates.append((str(body.get("service", "")), time.perf_counter()))
 
     def _after_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         started = context.pop("scaler_tick_started", None)
@@ -211,18 +217,39 @@ QUOTAS: dict[str, tuple[float | None, str]] = {
 
 
 def steady_rounds(
-    autoscaler: Autoscaler, counter: CallCounter, clock: VirtualClock, interval_s: float, rounds: int
+    autoscaler: Autoscaler,
+    counter: CallCounter,
+    clock: VirtualClock,
+    interval_s: float,
+    rounds: int,
+    wake: Callable[[], list[str]],
 ) -> dict[str, Any]:
-    """``rounds`` rounds on the Scaler's clock: calls by API, each job's full observations, pacing, moto time."""
+    """``rounds`` rounds on the Scaler's clock: calls by API, each job's full observations, pacing, moto time.
+
+    Before the middle round, ``wake`` puts a first message on some idle services' queues: how long after that
+    round starts their UpdateService goes out is the scale-from-zero figure (plus up to one interval of waiting
+    for the round, on AWS).
+    """
     counter.reset()
+    woken: list[str] = []
+    wake_offsets: list[float | None] = []
+    round_wall = 0.0
     observed: defaultdict[str, list[tuple[float, bool]]] = defaultdict(list)
     walls, paced, launch_paced, items_read = [], [], [], 0
     tasks_launched = 0
     stats: list[dict[str, int]] = []
-    for _ in range(rounds):
+    for index in range(rounds):
+        if index == rounds // 2:
+            woken = wake()
         clock.paced = 0.0
         started = time.perf_counter()
+        if index == rounds // 2:
+            counter.updates = []
         results: list[JobRound] = autoscaler.round()
+        if index == rounds // 2:
+            first = {svc: t - started for svc, t in reversed(counter.updates)}
+            wake_offsets = [first.get(svc) for svc in woken]
+            round_wall = time.perf_counter() - started
         walls.append(time.perf_counter() - started)
         paced.append(clock.paced)
         items_read += autoscaler.stats.observed
@@ -255,6 +282,15 @@ def steady_rounds(
         "launch_paced_s": launch_paced,
         "stats": stats,
         "mean_call_ms": {k: round(1000 * counter.seconds[k] / n, 2) for k, n in calls.items()},
+        "scale_from_zero": {
+            "services_woken": len(woken),
+            "scaled_out_in_that_round": sum(1 for o in wake_offsets if o is not None),
+            "first_update_after_round_start_s": round(max((o for o in wake_offsets if o is not None), default=-1), 3),
+            "that_round_s": round(round_wall, 2),
+            "note": "a first message waits up to one interval for the next round, then this long",
+        }
+        if woken
+        else None,
     }
 
 
@@ -327,6 +363,7 @@ def run(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda job: register_job(platform, clients, template, *job), plan))
         setup_s = time.perf_counter() - setup_started
+        print(f"setup {setup_s:.0f} s", file=sys.stderr, flush=True)
 
         counter, clock = CallCounter(), VirtualClock(1_800_000_000.0)
         autoscaler, interval_s = build_autoscaler(platform, counter, clock)
@@ -361,7 +398,19 @@ def run(
             "calls": dict(counter.calls),
             "tasks_launched": burst_launched,
         }
-        window = steady_rounds(autoscaler, counter, clock, interval_s, rounds)
+        idle_services = [
+            name for name, service, backlog in ((n, svc, b) for n, svc, b in plan) if service and not backlog
+        ]
+
+        def wake() -> list[str]:
+            """A first message on 10 idle services that the Scaler has already seen idle."""
+            chosen = [n for n in idle_services if n in autoscaler._known and not autoscaler._known[n].busy][:10]
+            for name in chosen:
+                url = clients["sqs"].get_queue_url(QueueName=f"{platform.stack_name}-{name}-work")["QueueUrl"]
+                clients["sqs"].send_message(QueueUrl=url, MessageBody="{}")
+            return [f"{platform.stack_name}-{name}" for name in chosen]
+
+        window = steady_rounds(autoscaler, counter, clock, interval_s, rounds, wake)
     busy, idle = window["busy_gaps"], window["idle_gaps"]
     walls = window["round_wall_s"]
     total_calls = sum(window["calls"].values())
@@ -384,6 +433,7 @@ def run(
             "queue_depth": interval_s,
         },
         "round_s": round(max(walls), 2),
+        "scale_from_zero": window["scale_from_zero"],
         "round_s_mean": round(sum(walls) / len(walls), 2),
         "round_paced_s_max": round(max(window["round_paced_s"]), 2),
         "launch_paced_s_max": round(max(window["launch_paced_s"]), 2),
