@@ -72,9 +72,9 @@ class States:
         return True
 
     def started(self, job: str, task_arn: str) -> None:
-        if task_arn not in self.gone.get(job, set()):
+        if task_arn not in self.gone.get(job, set()):  # seen stopping: the adapter's condition refuses it
             self.live.setdefault(job, set()).add(task_arn)
-        self.version[job] = self.version.get(job, 0) + 1
+            self.version[job] = self.version.get(job, 0) + 1
 
     def stopped(self, job: str, task_arn: str) -> None:
         self.live.setdefault(job, set()).discard(task_arn)

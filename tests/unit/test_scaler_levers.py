@@ -434,3 +434,31 @@ def test_a_woken_job_is_applied_during_the_depth_read_before_the_busy_jobs_are_d
         i for i, e in enumerate(events) if e.startswith("describe:") and "busy" in e
     )
     assert len(w.services.described) > calls_before
+
+
+def test_the_tracker_records_per_message_workers_starts_and_stops_for_the_scaler() -> None:
+    """GIVEN the Tracker's handler with the Scaler's state table as its worker ledger
+    WHEN state changes of a per-message worker arrive (RUNNING, then STOPPED), and one of a service task
+    THEN the worker is recorded live, then stopped; the service task is left alone; no run is looked for."""
+    import dataclasses
+
+    from taskrunner.handlers import tracker
+    from tests.unit.fakes import FakeRegistry as Registry
+    from tests.unit.fakes import tracker_handler_service
+
+    world_ = tracker_handler_service(Registry())
+    ledger = States()
+    svc = dataclasses.replace(world_.service, workers=ledger)
+
+    def event(status: str, **detail: str) -> dict[str, Any]:
+        task = stopped_event("arn:aws:ecs:us-east-1:123456789012:task/taskrunner/abc", "transcode", status=status)
+        body = task.model_dump(by_alias=True, mode="json") | detail
+        return {"source": "aws.ecs", "detail-type": "ECS Task State Change", "detail": body}
+
+    tracker.track(svc, event("RUNNING"))
+    assert ledger.live["transcode"] == {"arn:aws:ecs:us-east-1:123456789012:task/taskrunner/abc"}
+    tracker.track(svc, event("STOPPED"))
+    assert ledger.live["transcode"] == set()
+    assert ledger.gone["transcode"] == {"arn:aws:ecs:us-east-1:123456789012:task/taskrunner/abc"}
+    tracker.track(svc, event("RUNNING", startedBy="ecs-svc/123", group="service:taskrunner-image-worker"))
+    assert set(ledger.live) == {"transcode"}
