@@ -106,7 +106,7 @@ class CallCounter:
 class VirtualClock:
     """The Scaler's clock in the benchmark: it advances one interval per round, so the cadence (busy every round,
     idle every 4th) and the token buckets run exactly as on AWS, whatever moto's speed. ``sleep`` records the
-    pacing the Lambda would wait (per bucket, summed) instead of sleeping."""
+    longest pacing wait the Lambda would sleep instead of sleeping."""
 
     def __init__(self, start: float) -> None:
         self.now = start
@@ -116,7 +116,9 @@ class VirtualClock:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.paced += seconds
+        # Each wait a bucket hands out is counted from now (the clock stands still within a round), so the
+        # longest one is how long the round, or the launcher's drain, is held up; concurrent waits overlap.
+        self.paced = max(self.paced, seconds)
 
 
 def registry_entry(platform: Platform, name: str) -> dict[str, Any]:

@@ -352,6 +352,7 @@ class Autoscaler:
         self._registry_at = 0.0
         self._refresh: Future[tuple[list[JobSpec], dict[str, str]]] | None = None
         self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scaler-registry")
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scaler-describe")
 
     # ------------------------------------------------------------------ the round
 
@@ -392,6 +393,10 @@ class Autoscaler:
         launching = self.launcher.pending()
         watched = [spec for spec in jobs if spec.name not in launching]
         self.stats.launching = len(jobs) - len(watched)
+        # Jobs busy last round are due whatever their depth: their services are described while the depths are
+        # read, so the paced describes and the depth reads overlap instead of adding up.
+        busy = [spec for spec in watched if (k := self._known.get(spec.name)) is not None and k.busy]
+        prefetch = self._prefetcher.submit(self._describe_services, busy)
 
         def look(spec: JobSpec) -> tuple[QueueDepth | None, JobRound | None]:
             depth = self._depth(spec)
@@ -407,7 +412,12 @@ class Autoscaler:
         due = [spec for spec in watched if spec.name not in woken and self._due(spec, depths[spec.name], now)]
         self.stats.woken = len(woken)
         self.stats.observed, self.stats.queue_only = len(due) + len(woken), len(watched) - len(due) - len(woken)
-        by_job = {r.job: r for r in self._pipeline(due, depths, now)} | woken
+        try:
+            described = prefetch.result()
+        except Exception:  # described again below, in the round's own batches
+            described, busy = {}, []
+        prefetched = {spec.name for spec in busy}
+        by_job = {r.job: r for r in self._pipeline(due, depths, now, described, prefetched)} | woken
         launched = {done.job: done for done in ([] if self.launcher.background else self.launcher.run())}
         return [
             r if r.job not in launched else _with_launch(r, launched[r.job])
@@ -420,11 +430,20 @@ class Autoscaler:
         known = self._known.get(spec.name)
         return bool(depth is not None and (depth.visible or depth.delayed) and known is not None and not known.busy)
 
-    def _pipeline(self, due: list[JobSpec], depths: dict[str, QueueDepth | None], now: float) -> list[JobRound]:
-        """Observe ``due`` in full (services 10 a call, states 100 a call), decide, apply."""
+    def _pipeline(
+        self,
+        due: list[JobSpec],
+        depths: dict[str, QueueDepth | None],
+        now: float,
+        described: dict[tuple[str, str], ServiceCounts] | None = None,
+        prefetched: frozenset[str] | set[str] = frozenset(),
+    ) -> list[JobRound]:
+        """Observe ``due`` in full (services 10 a call, states 100 a call), decide, apply. ``described``: counts
+        already read this round for the jobs in ``prefetched`` (a service missing there failed: held, not re-read)."""
         if not due:
             return []
-        counts = self._describe_services(due)
+        counts = dict(described or {})
+        counts |= self._describe_services([spec for spec in due if spec.name not in prefetched])
         try:
             stored = self.states.load_many([spec.name for spec in due])
         except Exception as exc:  # the state table unreadable: nothing is decided, nothing changes
