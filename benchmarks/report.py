@@ -122,8 +122,9 @@ def others() -> str:
             f"({tick['service_jobs']:,} services, {tick['per_message_jobs']:,} per-message)",
             "",
             f"Busy jobs observed every {interval['busy']:g} s, idle jobs every {interval['idle']:g} s, every queue's "
-            f"depth every {interval['queue_depth']:g} s (on the Scaler's clock). A round took {tick['round_s']} s at "
-            f"most in moto ({tick['threads']} threads, this process).",
+            f"depth every {interval['queue_depth']:g} s (on the Scaler's clock, which advances 15 s a round). In moto a "
+            f"round took up to {tick['round_s']} s ({tick['threads']} threads, one process on shared cores): moto's CPU, "
+            "not AWS's latency; the round on AWS is estimated in the docs.",
             "",
             "| API | calls/s (steady window) | documented quota /s | share | calls/s in the opening burst |",
             "|---|---:|---:|---:|---:|",
