@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from taskrunner.adapters.clients import client, error_code
+from taskrunner.domain.backoff import backoff_s
 from taskrunner.domain.ports import StoredState
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class DynamoStateStore:
                 if not keys:
                     break
                 if attempt < self.retries:
-                    self.sleep(0.05 * 2**attempt)
+                    self.sleep(backoff_s(attempt + 1, 0.05, 1.0))  # the one back-off rule: 50, 100, 200 ms
             unread = {k["job"]["S"] for k in keys}
             found |= {job: StoredState() for job in requested - unread - set(found)}
         return found
