@@ -31,10 +31,18 @@ def scenarios() -> str:
     return table.read_text().strip() if table.exists() else "_not measured yet: run `make bench`_"
 
 
+def api_row(name: str, api: dict[str, Any]) -> str:
+    """One API of the scaler_tick result: its steady rate against its documented quota."""
+    quota = api["quota_per_s"] if api["quota_per_s"] else "not published"
+    share = f"{api['share_of_quota']:.1%}" if api["share_of_quota"] is not None else "—"
+    return f"| `{name}` | {api['calls_per_s']} | {quota} | {share} | {api.get('burst_calls_per_s', '—')} |"
+
+
 def others() -> str:
     parts: list[str] = []
     dispatch = load("dispatch.json")
     if dispatch:
+        naive = dispatch.get("naive") or {}
         parts += [
             "### Dispatch: S3 uploads through EventBridge and the Dispatcher, RunTask throttled",
             "",
@@ -46,10 +54,29 @@ def others() -> str:
             f"| {dispatch['run_task_calls']:,} | {dispatch['throttles']:,} | {dispatch['events_per_s']} "
             f"| {dispatch.get('baseline_events_per_s', 'n/a')} |",
             "",
+        ]
+        if "calls_per_event" in dispatch:
+            parts += [
+                "| consumer (same uploads, duplicates, throttling) | AWS calls per event | per launched run "
+                "| tasks launched | duplicate tasks | events/s |",
+                "|---|---:|---:|---:|---:|---:|",
+                f"| taskrunner Dispatcher | {dispatch['calls_per_event']} | {dispatch['calls_per_launched_run']} "
+                f"| {dispatch['runs_launched']:,} | {dispatch['duplicates']} | {dispatch['events_per_s']} |",
+            ]
+            if naive:
+                parts.append(
+                    f"| naive Lambda→RunTask | {naive['calls_per_event']} | "
+                    f"{round(sum(naive['handler_calls'].values()) / max(1, naive['tasks_launched']), 3)} "
+                    f"| {naive['tasks_launched']:,} | {naive['duplicates']} | {naive['events_per_s']} |"
+                )
+            parts.append("")
+        parts += [
             f"Uploads are real `PutObject` calls; moto's EventBridge routes them to the dispatch queue; an in-process "
             f"event-source mapping delivers batches of 10 to the handler (one Lambda container, sequentially). "
-            f"botocore retry mode: {dispatch.get('retry_mode', 'adaptive')}. "
-            "Reproduce: `.venv/bin/python benchmarks/dispatch.py --events 10000 --baseline`.",
+            f"botocore retry mode: {dispatch.get('retry_mode', 'adaptive')}. The Dispatcher's calls are its "
+            "handler's own (claim, RunTask, record; the registry is cached), not the poller's receive and delete. "
+            "Reproduce: `.venv/bin/python benchmarks/dispatch.py --events 1000 --baseline`; 20 launches/s on AWS "
+            "on paper: [docs/scaler-capacity.md](docs/scaler-capacity.md#dispatch-at-the-fargate-launch-rate).",
             "",
         ]
     chaos = load("chaos.json")
@@ -88,18 +115,23 @@ def others() -> str:
             "",
         ]
     tick = load("scaler_tick.json")
-    if tick:
-        cold_round, warm = tick["cold_round"], tick["warm_round"]
+    if tick and "apis" in tick:
+        interval = tick["observation_interval_s"]
         parts += [
-            "### Scaler observation round",
+            f"### Scaler: one stack, {tick['jobs']:,} queue jobs "
+            f"({tick['service_jobs']:,} services, {tick['per_message_jobs']:,} per-message)",
             "",
-            "| queue jobs | round | seconds (moto) | AWS calls |",
-            "|---:|---|---:|---:|",
-            f"| {tick['jobs']} | cold (registry read) | {cold_round['seconds']} | {cold_round['total_calls']} |",
-            f"| {tick['jobs']} | warm (registry cached) | {warm['seconds']} | {warm['total_calls']} |",
+            f"Busy jobs observed every {interval['busy']:g} s, idle jobs every {interval['idle']:g} s, every queue's "
+            f"depth every {interval['queue_depth']:g} s (on the Scaler's clock, which advances 15 s a round). In moto a "
+            f"round took up to {tick['round_s']} s ({tick['threads']} threads, one process on shared cores): moto's CPU, "
+            "not AWS's latency; the round on AWS is estimated in the docs.",
             "",
-            "Calls by API and the headroom at 5,000 jobs: [docs/scaler-capacity.md](docs/scaler-capacity.md). "
-            "Reproduce: `.venv/bin/python benchmarks/scaler_tick.py --jobs 500`.",
+            "| API | calls/s (steady window) | documented quota /s | share | calls/s in the opening burst |",
+            "|---|---:|---:|---:|---:|",
+            *[api_row(name, api) for name, api in tick["apis"].items()],
+            "",
+            "Quotas, sources and the levers: [docs/scaler-capacity.md](docs/scaler-capacity.md). "
+            f"Reproduce: `.venv/bin/python benchmarks/scaler_tick.py --jobs {tick['jobs']}`.",
             "",
         ]
     return "\n".join(parts).strip() or "_not measured yet: run `make bench`_"

@@ -105,3 +105,6 @@ class TrackerSettings(HandlerSettings):
     dispatch_queue_arn: str = Field(alias="DISPATCH_QUEUE_ARN", pattern=r"^arn:aws[a-z-]*:sqs:")
     dead_letter_queue_url: str = Field(alias="TRACKER_DLQ_URL", min_length=1)
     retry_scheduler_role_arn: str = Field(alias="RETRY_SCHEDULER_ROLE_ARN", pattern=r"^arn:aws[a-z-]*:iam:")
+    #: Where per-message workers' starts and stops are counted for the Scaler; without it, they are not counted
+    #: (the Scaler's ListTasks reconciliation still does).
+    scaler_state_table: str | None = Field(default=None, alias="SCALER_STATE_TABLE", min_length=1)

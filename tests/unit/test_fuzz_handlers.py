@@ -157,9 +157,18 @@ def test_tracker_rejects_state_changes_for_other_clusters_and_broken_details(oth
 
 
 @dataclass
+class NoLaunches:
+    background: bool = False
+
+    def collect(self) -> list[Any]:
+        return []
+
+
+@dataclass
 class CountingAutoscaler:
     rounds: int = 0
     invalid: dict[str, str] = field(default_factory=dict)
+    launcher: NoLaunches = field(default_factory=NoLaunches)
 
     def round(self) -> list[Any]:
         self.rounds += 1

@@ -7,6 +7,7 @@ Dispatcher reads SSM once a minute per job, not once per event.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from taskrunner.adapters.clients import client
 from taskrunner.domain.errors import UnknownJob
 from taskrunner.domain.jobs import InvalidJobSpec, JobSpec
+from taskrunner.domain.pacing import TokenBucket
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -23,10 +25,22 @@ log = logging.getLogger(__name__)
 
 
 class SsmRegistry:
-    def __init__(self, prefix: str, ssm: SSMClient | None = None, max_age_s: int = 60) -> None:
+    def __init__(
+        self, prefix: str, ssm: SSMClient | None = None, max_age_s: int = 60, pages_per_s: float | None = None
+    ) -> None:
+        """``pages_per_s``: pace ``GetParametersByPath`` pages (10 entries each) to this rate, so reading thousands
+        of entries stays within Parameter Store's throughput, which the Dispatcher's reads share."""
         self.prefix = prefix.rstrip("/")
         self.max_age_s = max_age_s
-        self._provider = SSMProvider(boto3_client=ssm or client("ssm"))
+        ssm = ssm or client("ssm")
+        if pages_per_s:
+            bucket = TokenBucket(pages_per_s, max(1.0, pages_per_s), time.monotonic)
+
+            def pace(**_: Any) -> None:
+                time.sleep(bucket.reserve())
+
+            ssm.meta.events.register("before-call.ssm.GetParametersByPath", pace)
+        self._provider = SSMProvider(boto3_client=ssm)
 
     def get(self, job: str) -> JobSpec:
         try:
@@ -53,6 +67,13 @@ class SsmRegistry:
                 invalid[name] = f"entry names job {spec.name!r}, not {name!r}"
                 continue
             specs.append(spec)
+        return specs, invalid
+
+    def scan(self) -> tuple[list[JobSpec], dict[str, str]]:
+        """Every valid job and every invalid entry with why, from one listing (the Scaler's round)."""
+        specs, invalid = self._scan()
+        for name, reason in invalid.items():
+            log.error("invalid registry entry %s/%s: %s", self.prefix, name, reason)
         return specs, invalid
 
     def all(self) -> list[JobSpec]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -151,10 +151,45 @@ class Depths(Protocol):
     def depth(self, queue_url: str) -> QueueDepth | None: ...
 
 
+@dataclass(frozen=True)
+class StoredState:
+    """A queue job's item in the Scaler's state table: its scaler state and, per-message, its live workers."""
+
+    state: dict[str, Any] | None = None
+    #: Per-message workers launched (or seen starting) and not seen stopping: the ECS task state-change events the
+    #: Tracker receives keep it, a ListTasks reconciles it now and then. None: never counted.
+    workers: frozenset[str] | None = None
+    #: When a ListTasks last reconciled ``workers`` (epoch seconds).
+    counted_at: float | None = None
+    #: Workers seen stopping (tombstones: a late "started" event cannot make them live again).
+    stopped: frozenset[str] = frozenset()
+    #: Bumped by every event-driven change of ``workers``: a reconciliation writes only if it is unchanged.
+    version: int = 0
+
+
 class StateStore(Protocol):
-    def load(self, job: str) -> dict[str, Any] | None: ...
+    def load_many(self, jobs: Sequence[str]) -> dict[str, StoredState]:
+        """Each job's item (``StoredState()`` if it has none); a job whose read failed is absent."""
+        ...
 
     def save(self, job: str, state: dict[str, Any]) -> None: ...
+
+    def add_workers(self, job: str, task_arns: Sequence[str]) -> None:
+        """Record tasks just launched for a per-message job."""
+        ...
+
+    def set_workers(self, job: str, task_arns: Sequence[str], at: float, seen: StoredState) -> bool:
+        """Replace the workers with what ListTasks listed (minus those seen stopping), if the item is still as
+        ``seen`` (read before the listing) shows it; False, and no write, if an event changed it meanwhile."""
+        ...
+
+
+class WorkerLedger(Protocol):
+    """What the Tracker tells the Scaler's state about per-message workers, from ECS task state changes."""
+
+    def started(self, job: str, task_arn: str) -> None: ...
+
+    def stopped(self, job: str, task_arn: str) -> None: ...
 
 
 class Messages(Protocol):

@@ -45,9 +45,11 @@ consistency cannot make two invocations launch for the same backlog (KEDA #525, 
 from __future__ import annotations
 
 import math
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from taskrunner.domain.floors import ScheduledFloor, parse_floors
 
 _EPS = 1e-9
 
@@ -68,11 +70,15 @@ class ScalingParams(BaseModel):
     messages_per_task: int = Field(default=1, ge=1, le=10)
     scale_in_window_s: float = Field(default=300, ge=0)
     idle_before_zero_s: float = Field(default=120, ge=0)
+    #: Minimum workers by schedule (service mode): see domain/floors.py for the form.
+    scheduled_floors: Annotated[tuple[ScheduledFloor, ...], BeforeValidator(parse_floors)] = ()
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Self:
         if self.min_tasks > self.max_tasks:
             raise ValueError(f"min_tasks ({self.min_tasks}) must not exceed max_tasks ({self.max_tasks})")
+        if above := [f.workers for f in self.scheduled_floors if f.workers > self.max_tasks]:
+            raise ValueError(f"a scheduled floor of {max(above)} workers exceeds max_tasks ({self.max_tasks})")
         return self
 
 
@@ -156,10 +162,27 @@ def target_backlog_per_task(spec: ScalingSpec) -> float:
     return spec.acceptable_latency_s / spec.msg_processing_s
 
 
-def decide(obs: Observation, state: ScalerState, spec: ScalingSpec) -> Decision:
+def decide(obs: Observation, state: ScalerState, spec: ScalingSpec, floor: int = 0) -> Decision:
+    """``floor``: the scheduled floor now (domain/floors.py ``floor_at``); service mode only."""
     if spec.mode == "per-message":
         return _decide_per_message(obs, state, spec)
-    return _decide_service(obs, state, spec)
+    return raise_to_floor(_decide_service(obs, state, spec), floor, spec, obs)
+
+
+def raise_to_floor(decision: Decision, floor: int, spec: ScalingSpec, obs: Observation) -> Decision:
+    """A separate last step: at least ``floor`` workers (within ``max_tasks``), never fewer than decided.
+
+    Only the desired count rises: the scale-in window keeps the queue's own recommendations, so when the
+    floor's window ends the service scales in on its backlog as if the floor had never been there.
+    """
+    target = min(floor, spec.max_tasks)
+    if target <= decision.desired:
+        return decision
+    current = obs.desired if obs.desired is not None else decision.state.desired
+    reason = "scheduled-floor" if current is None or target != current else "scheduled-floor-hold"
+    return decision.model_copy(
+        update={"desired": target, "reason": reason, "state": decision.state.model_copy(update={"desired": target})}
+    )
 
 
 def _clamp(n: int, spec: ScalingSpec) -> int:

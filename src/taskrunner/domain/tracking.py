@@ -60,6 +60,16 @@ class TaskState(BaseModel):
         return "; ".join(str(c["reason"]) for c in self.containers if isinstance(c, dict) and c.get("reason"))
 
 
+def per_message_worker(task: TaskState, stack_name: str) -> str | None:
+    """The job whose per-message worker this task is (the Scaler launched it: ``startedBy`` and ``group`` name the
+    job, its task definition is the job's family), or None. Its starts and stops keep the Scaler's worker count."""
+    job = task.group.removeprefix("taskrunner:")
+    if not job or job == task.group or task.started_by != f"taskrunner-scaler-{job}"[:128]:
+        return None
+    family = task.task_definition_arn.rsplit("/", 1)[-1].split(":", 1)[0]
+    return job if family == f"{stack_name}-{job}" else None
+
+
 @dataclass(frozen=True)
 class Verdict:
     status: RunStatus

@@ -14,7 +14,7 @@ from taskrunner.adapters.ecs import EcsCluster
 from taskrunner.adapters.queues import Queues
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.state import DynamoStateStore
-from taskrunner.domain.autoscale import Autoscaler, JobRound
+from taskrunner.domain.autoscale import Autoscaler, JobRound, Launched, Launcher, launched_by_job
 from taskrunner.domain.triggers import describe
 from taskrunner.observability import count, emit, logger, metrics, tracer
 from taskrunner.settings import ScalerSettings
@@ -30,17 +30,35 @@ class Service:
 def service() -> Service:
     settings = ScalerSettings.from_env()
     ecs = EcsCluster()
+    states = DynamoStateStore(settings.state_table)
     autoscaler = Autoscaler(
-        SsmRegistry(settings.registry_prefix, max_age_s=60),  # a new or changed job is seen within a minute
+        # Re-read every minute in the background (a new or changed job is seen within about a minute), paged at
+        # half of Parameter Store's default 40/s, which the Dispatcher's reads share.
+        SsmRegistry(settings.registry_prefix, max_age_s=30, pages_per_s=20),
         Queues(),
         ecs,
         ecs,
-        DynamoStateStore(settings.state_table),
+        states,
         stack=settings.bounds(),
         clock=time.time,
         sleep=time.sleep,
+        interval_s=settings.interval_s,
+        registry_refresh_s=60,
+        # Launches drain in a thread, paced at the Scaler's share of Fargate's rate, while rounds observe.
+        launcher=Launcher(ecs, states, clock=time.time, sleep=time.sleep, background=True),
     )
     return Service(settings, autoscaler)
+
+
+def report_launched(done: list[Launched]) -> None:
+    for launch in done:
+        if launch.error:
+            count("ScalingErrors", job=launch.job)
+            logger.error(
+                "launch short", job=launch.job, launched=launch.launched, requested=launch.requested, error=launch.error
+            )
+        else:
+            logger.info("launched", job=launch.job, launched=launch.launched)
 
 
 def report(result: JobRound) -> None:
@@ -88,13 +106,19 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         logger.error("invalid scaler event", error=describe(exc))
         count("ScalerInvalidEvents")
         return {"rounds": 0, "error": describe(exc)}
-    started, rounds, results = time.monotonic(), 0, []
+    started, rounds, results, done = time.monotonic(), 0, [], []
+    launcher = svc.autoscaler.launcher
+    if launcher.background:
+        launcher.start()
     while True:
         round_started = time.monotonic()
         results = svc.autoscaler.round()
         for result in results:
             report(result)
         report_invalid(svc.autoscaler.invalid)
+        finished = launcher.collect()
+        report_launched(finished)
+        done += finished
         rounds += 1
         elapsed = time.monotonic() - started
         if (request.rounds and rounds >= request.rounds) or elapsed + svc.settings.interval_s > svc.settings.window_s:
@@ -102,13 +126,20 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
         if context.get_remaining_time_in_millis() / 1000 < svc.settings.interval_s * 2:
             break
         time.sleep(max(0.0, svc.settings.interval_s - (time.monotonic() - round_started)))
+    if launcher.background:
+        # Launches still queued get until the invocation's end (minus a margin); what is left is asked for again.
+        finished = launcher.finish(max(0.0, context.get_remaining_time_in_millis() / 1000 - 5))
+        report_launched(finished)
+        done += finished
     count("ScalerRounds", rounds)
+    launched = launched_by_job(done)
     return {
         "rounds": rounds,
         "jobs": {
             r.job: {
                 "desired": r.decision.desired,
-                "launched": r.launched,
+                # Tasks this invocation launched for the job (the launcher drains after the rounds observe).
+                "launched": r.launched + launched.get(r.job, 0),
                 "reason": r.decision.reason,
                 "error": r.error,
             }

@@ -18,10 +18,11 @@ from taskrunner.adapters.ecs import EcsCluster
 from taskrunner.adapters.queues import Queues
 from taskrunner.adapters.registry import SsmRegistry
 from taskrunner.adapters.retries import DispatchRetries
+from taskrunner.adapters.state import DynamoStateStore
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.errors import PermanentError
-from taskrunner.domain.ports import Messages, RunStore
-from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker
+from taskrunner.domain.ports import Messages, RunStore, WorkerLedger
+from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker, per_message_worker
 from taskrunner.domain.triggers import S3_NOTIFICATION_ADVICE, describe, is_s3_notification, what_arrived
 from taskrunner.handlers.common import Shape, classify, dead_letter, record_source, refusal
 from taskrunner.observability import count, logger, metrics, tracer
@@ -37,6 +38,8 @@ class Service:
     tracker: Tracker
     reconciler: Reconciler
     queues: Messages
+    #: Per-message workers' starts and stops, for the Scaler's count (None: not counted here).
+    workers: WorkerLedger | None = None
 
 
 @functools.cache
@@ -52,7 +55,8 @@ def service() -> Service:
     )
     tracker = Tracker(registry, store, retries, stack_name=settings.stack_name, clock=time.time)
     reconciler = Reconciler(registry, store, EcsCluster(), tracker, retries, clock=time.time)
-    return Service(settings, store, tracker, reconciler, Queues())
+    workers = DynamoStateStore(settings.scaler_state_table) if settings.scaler_state_table else None
+    return Service(settings, store, tracker, reconciler, Queues(), workers)
 
 
 class Envelope(BaseModel):
@@ -94,8 +98,20 @@ def task_state(body: str | dict[str, Any], cluster_arn: str) -> TaskState:
     return task
 
 
+def count_worker(svc: Service, task: TaskState) -> None:
+    """A per-message worker started or stopped: the Scaler counts its workers from these, not from ListTasks."""
+    if svc.workers is None or (job := per_message_worker(task, svc.settings.stack_name)) is None:
+        return
+    if task.last_status == "STOPPED":
+        svc.workers.stopped(job, task.task_arn)
+    else:
+        svc.workers.started(job, task.task_arn)
+
+
 def track(svc: Service, body: str | dict[str, Any]) -> Tracked:
-    tracked = svc.tracker.track(task_state(body, svc.settings.cluster_arn))
+    task = task_state(body, svc.settings.cluster_arn)
+    count_worker(svc, task)
+    tracked = svc.tracker.track(task)
     if tracked.run_id:
         logger.set_correlation_id(tracked.run_id)
     if tracked.applied and tracked.status is not None:

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
+from taskrunner.domain.floors import floor_at
 from taskrunner.domain.scaling import Observation, ScalerState, ScalingSpec, decide
 from taskrunner.sim.scenario import Scenario
 
@@ -95,7 +96,8 @@ class TaskrunnerPolicy(Policy):
             pending=view.pending,
             desired=view.desired,
         )
-        decision = decide(obs, self.state, self.spec)
+        floor = floor_at(self.scenario.scheduled_floors, self.scenario.clock_start_s + view.now)
+        decision = decide(obs, self.state, self.spec, floor=floor)
         self.state = decision.state
         self.reasons.append(decision.reason)
         return decision.desired

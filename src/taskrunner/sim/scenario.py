@@ -13,9 +13,11 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from taskrunner.domain.floors import ScheduledFloor, parse_floors
 
 
 class ScenarioError(ValueError):
@@ -66,6 +68,10 @@ class Scenario(BaseModel):
     messages_per_task: int = Field(default=1, ge=1)
     visibility_timeout_s: float = Field(default=30, gt=0)  # SQS default
     billing_minimum_s: float = Field(default=60, ge=0)  # Fargate per-second billing, 1-minute minimum
+    #: taskrunner's scheduled floors (jobs/job.yaml ScheduledFloors, the same text or list), evaluated on the
+    #: wall clock: simulated t = 0 is ``clock_start_s`` (epoch seconds; 0 is 1970-01-01T00:00Z, a Thursday).
+    scheduled_floors: Annotated[tuple[ScheduledFloor, ...], BeforeValidator(parse_floors)] = ()
+    clock_start_s: float = 0.0
 
     _trace: tuple[tuple[float, int], ...] = PrivateAttr(default=())
 
