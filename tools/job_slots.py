@@ -46,30 +46,26 @@ def conditions() -> str:
     return "\n".join(lines)
 
 
-def environment() -> str:
+def _slot_entries(kind: str, slots: int, condition: str, value_key: str) -> str:
+    """One ``!If`` list entry per slot: the container's ``Name``/``Value`` (or ``ValueFrom``) pair when set."""
     lines = []
-    for i in range(ENV_SLOTS):
+    for i in range(slots):
         lines += [
             "            - !If",
-            f"              - HasEnv{i}",
-            f"              - Name: {_name('Environment', ENV_SLOTS, i)}",
-            f"                Value: {_value('Environment', ENV_SLOTS, i)}",
+            f"              - {condition}{i}",
+            f"              - Name: {_name(kind, slots, i)}",
+            f"                {value_key}: {_value(kind, slots, i)}",
             "              - !Ref AWS::NoValue",
         ]
     return "\n".join(lines)
+
+
+def environment() -> str:
+    return _slot_entries("Environment", ENV_SLOTS, "HasEnv", "Value")
 
 
 def secrets() -> str:
-    lines = []
-    for i in range(SECRET_SLOTS):
-        lines += [
-            "            - !If",
-            f"              - HasSecret{i}",
-            f"              - Name: {_name('Secrets', SECRET_SLOTS, i)}",
-            f"                ValueFrom: {_value('Secrets', SECRET_SLOTS, i)}",
-            "              - !Ref AWS::NoValue",
-        ]
-    return "\n".join(lines)
+    return _slot_entries("Secrets", SECRET_SLOTS, "HasSecret", "ValueFrom")
 
 
 def secret_resources() -> str:

@@ -14,65 +14,21 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-import boto3
 import pytest
 
-from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.runs import Run, RunStatus
 from taskrunner.domain.triggers import Trigger
 from tests.conftest import ROOT
+from tests.e2e.local import Local, running_local, wait_for
 
-STATE = ROOT / ".taskrunner" / "local.json"
 SPEED = 14_400
 TICK_S = 86_400 / SPEED
 #: How long the Dispatcher may keep serving a cached pause list (SsmPauses' default max age) before it sees a pause.
 PAUSE_CACHE_S = 30
-
-
-def wait_for[T](probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Local:
-    proc: subprocess.Popen[str]
-    endpoint: str
-    outputs: dict[str, str] = field(default_factory=dict)
-    #: Local mode's activity feed (--json lines), read as it comes so its pipe never fills.
-    activity: list[dict[str, Any]] = field(default_factory=list)
-
-    def store(self) -> DynamoRunStore:
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        return DynamoRunStore(self.outputs["RunsTableName"], dynamodb)
-
-    def run(self, run_id: str) -> Run | None:
-        return self.store().get(run_id)
-
-    def reaches(self, run_id: str, *statuses: RunStatus, timeout_s: float = 30) -> Run:
-        def probe() -> Run | None:
-            run = self.run(run_id)
-            return run if run is not None and run.status in statuses else None
-
-        return wait_for(probe, timeout_s, f"run {run_id} to reach {statuses}")
 
 
 def cli_env() -> dict[str, str]:
@@ -94,65 +50,10 @@ def taskrunner(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taskrunner.local.runner",
-            "--no-view",
-            "--json",
-            "--speed",
-            str(SPEED),
-            "--command",
-            "thumbnails=python examples/jobs/fail.py 3",
-            "--command",
-            "order-audit=python examples/jobs/long.py 600",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    instance = Local(proc, "")
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("{"):
-                instance.activity.append(json.loads(line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-
-    def started() -> dict[str, Any] | None:
-        assert proc.poll() is None, "taskrunner local exited"
-        try:
-            state = json.loads(STATE.read_text())
-        except (OSError, ValueError):
-            return None
-        return state if state.get("pid") == proc.pid else None
-
-    try:
-        state = wait_for(started, 60, ".taskrunner/local.json")
-        instance.endpoint = state["endpoint"]
-        cfn = boto3.client(
-            "cloudformation",
-            endpoint_url=instance.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        stack = cfn.describe_stacks(StackName=state["stack"])["Stacks"][0]
-        instance.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    commands = ["thumbnails=python examples/jobs/fail.py 3", "order-audit=python examples/jobs/long.py 600"]
+    args = ["--speed", str(SPEED), *(arg for command in commands for arg in ("--command", command))]
+    with running_local(args, read_activity=True) as instance:
         yield instance
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
 
 
 def test_run_wait_exits_with_the_tasks_exit_code_and_logs_shows_its_output(local: Local) -> None:

@@ -6,24 +6,15 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
-from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.runs import Run, idempotency_key, run_id_for
 from taskrunner.domain.triggers import DispatchRequest
-from tests.conftest import ROOT
-
-STATE = ROOT / ".taskrunner" / "local.json"
+from tests.e2e.local import STATE, Local, running_local, wait_for
 
 
 def free_port() -> int:
@@ -32,83 +23,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for[T](probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Local:
-    proc: subprocess.Popen[str]
-    endpoint: str
-    stack: str
-    outputs: dict[str, str] = field(default_factory=dict)
-
-    def client(self, service: str) -> Any:
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def runs(self) -> DynamoRunStore:
-        return DynamoRunStore(self.outputs["RunsTableName"], self.client("dynamodb"))
-
-    def finished(self, run_id: str, timeout_s: float = 30) -> Run:
-        def probe() -> Run | None:
-            run = self.runs().get(run_id)
-            return run if run is not None and run.status.terminal else None
-
-        return wait_for(probe, timeout_s, f"run {run_id} to finish")
-
-
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
     """GIVEN taskrunner local on a chosen port, nightly-report's command replaced by one that exits 3."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taskrunner.local.runner",
-            "--no-view",
-            "--json",
-            "--port",
-            str(port),
-            "--command",
-            "nightly-report=python -c 'raise SystemExit(3)'",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-    def started() -> dict[str, Any] | None:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            state = json.loads(STATE.read_text())
-        except (OSError, ValueError):
-            return None
-        return state if state.get("pid") == proc.pid else None
-
-    try:
-        state = wait_for(started, 60, ".taskrunner/local.json")
-        instance = Local(proc, state["endpoint"], state["stack"])
-        stack = instance.client("cloudformation").describe_stacks(StackName=instance.stack)["Stacks"][0]
-        instance.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    args = ["--port", str(free_port()), "--command", "nightly-report=python -c 'raise SystemExit(3)'"]
+    with running_local(args) as instance:
         yield instance
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_local_json_names_the_endpoint_on_the_requested_port(local: Local) -> None:
@@ -132,7 +52,7 @@ def test_an_event_matching_a_pattern_runs_its_job_locally(local: Local) -> None:
     )
 
     def audit_run() -> Run | None:
-        runs = [r for r in local.runs().history("order-audit", limit=5) if r.status.terminal]
+        runs = [r for r in local.store().history("order-audit", limit=5) if r.status.terminal]
         return runs[0] if runs else None
 
     run = wait_for(audit_run, 30, "an order-audit run")

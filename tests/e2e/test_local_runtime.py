@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,20 +15,11 @@ from taskrunner.local.moto_ecs import pin_task_states, unpin_task_states
 from taskrunner.local.platform import local_platform
 from taskrunner.local.runtime import LocalRuntime
 from tests.conftest import ROOT
+from tests.e2e.local import wait_for
 
 TERMINAL = [status for status in RunStatus if status.terminal]
 #: Long enough to be reconciled while it runs, short enough for a test.
 SLOW = "python -c 'import time; time.sleep(6)'"
-
-
-def wait_for[T](probe: Callable[[], T | None], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

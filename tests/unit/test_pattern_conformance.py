@@ -24,35 +24,10 @@ def test_the_table_covers_every_operator_both_ways():
     seen: dict[tuple[str, bool], int] = {}
     for case in MATCHING:
         text = json.dumps(case["pattern"])
-        for op in (
-            "prefix",
-            "suffix",
-            "equals-ignore-case",
-            "wildcard",
-            "anything-but",
-            "numeric",
-            "exists",
-            "cidr",
-            "$or",
-        ):
+        for op in OPERATORS:
             if f'"{op}"' in text:
                 seen[op, case["match"]] = seen.get((op, case["match"]), 0) + 1
-    missing = [
-        (op, outcome)
-        for op in (
-            "prefix",
-            "suffix",
-            "equals-ignore-case",
-            "wildcard",
-            "anything-but",
-            "numeric",
-            "exists",
-            "cidr",
-            "$or",
-        )
-        for outcome in (True, False)
-        if (op, outcome) not in seen
-    ]
+    missing = [(op, outcome) for op in OPERATORS for outcome in (True, False) if (op, outcome) not in seen]
     assert not missing
     assert len(MATCHING) >= 80
     assert all(case["source"]["url"].startswith("https://") and case["source"]["section"] for case in CASES)

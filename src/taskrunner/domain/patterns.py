@@ -659,37 +659,27 @@ def _any_leaf_below(value: Any, path: tuple[str, ...]) -> bool:
 
 def _leaves(value: Any) -> list[Any]:
     """The event's values at a field: arrays flattened, objects left out (they are not leaves)."""
-    if value is _MISSING or isinstance(value, dict):
+    if value is _MISSING:
         return []
-    if not isinstance(value, list):
-        return [value]
-    found, stack = [], [iter(value)]
-    while stack:
-        for element in stack[-1]:
-            if isinstance(element, list):
-                stack.append(iter(element))
-                break
-            if not isinstance(element, dict):
-                found.append(element)
-        else:
-            stack.pop()
-    return found
+    return [element for element in _flattened(value) if not isinstance(element, dict)]
 
 
 def _objects(value: Any) -> list[dict[str, Any]]:
     """The objects at a field: the value itself, or each object of an array (nested arrays flattened)."""
-    if isinstance(value, dict):
-        return [value]
+    return [element for element in _flattened(value) if isinstance(element, dict)]
+
+
+def _flattened(value: Any) -> list[Any]:
+    """The value itself, or (for an array) its elements, nested arrays flattened in order, without recursion."""
     if not isinstance(value, list):
-        return []
+        return [value]
     found, stack = [], [iter(value)]
     while stack:
         for element in stack[-1]:
             if isinstance(element, list):
                 stack.append(iter(element))
                 break
-            if isinstance(element, dict):
-                found.append(element)
+            found.append(element)
         else:
             stack.pop()
     return found
