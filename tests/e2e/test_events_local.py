@@ -67,7 +67,9 @@ def finished(local: Local, run_id: str) -> Run:
 
 
 def test_an_upload_event_runs_thumbnails_on_the_uploaded_object(local: Local) -> None:
-    local.client("s3").put_object(Bucket=local.outputs["DataBucketName"], Key="uploads/images/e2e-event.jpg", Body=b"jpeg")
+    local.client("s3").put_object(
+        Bucket=local.outputs["DataBucketName"], Key="uploads/images/e2e-event.jpg", Body=b"jpeg"
+    )
 
     run = finished(local, launched_run(invoke_with_event("DispatchFunction", "s3", "uploads/images/e2e-event.jpg")))
 
