@@ -8,20 +8,23 @@ stand-ins); order-audit is played by examples/jobs/long.py so it is still runnin
 from __future__ import annotations
 
 import json
-import signal
+import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from taskrunner.domain.runs import Run, RunStatus
 from taskrunner.domain.triggers import Trigger
 from tests.conftest import ROOT
-from tests.e2e.test_cli_local import STATE, Local, cli_env, wait_for
+from tests.e2e.local import Local, running_local
+
+
+def cli_env() -> dict[str, str]:
+    """This process's environment without anything that points boto3 elsewhere: --local alone must do."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
 
 def taskrunner(*args: str, stdin: str | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -39,61 +42,8 @@ def taskrunner(*args: str, stdin: str | None = None, timeout_s: float = 120) -> 
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[Local]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taskrunner.local.runner",
-            "--no-view",
-            "--json",
-            "--command",
-            "order-audit=python examples/jobs/long.py 600",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    instance = Local(proc, "")
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("{"):
-                instance.activity.append(json.loads(line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-
-    def started() -> dict[str, Any] | None:
-        assert proc.poll() is None, "taskrunner local exited"
-        try:
-            state = json.loads(STATE.read_text())
-        except (OSError, ValueError):
-            return None
-        return state if state.get("pid") == proc.pid else None
-
-    try:
-        state = wait_for(started, 60, ".taskrunner/local.json")
-        instance.endpoint = state["endpoint"]
-        cfn = boto3.client(
-            "cloudformation",
-            endpoint_url=instance.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        stack = cfn.describe_stacks(StackName=state["stack"])["Stacks"][0]
-        instance.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-        yield instance
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
+    with running_local(["--command", "order-audit=python examples/jobs/long.py 600"], read_activity=True) as started:
+        yield started
 
 
 def invoke_with_event(function: str, *event_args: str) -> dict[str, Any]:
@@ -113,18 +63,13 @@ def launched_run(response: dict[str, Any]) -> str:
 
 
 def finished(local: Local, run_id: str) -> Run:
-    return local.reaches(run_id, *[s for s in RunStatus if s.terminal], timeout_s=60)
+    return local.finished(run_id, timeout_s=60)
 
 
 def test_an_upload_event_runs_thumbnails_on_the_uploaded_object(local: Local) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=local.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+    local.client("s3").put_object(
+        Bucket=local.outputs["DataBucketName"], Key="uploads/images/e2e-event.jpg", Body=b"jpeg"
     )
-    s3.put_object(Bucket=local.outputs["DataBucketName"], Key="uploads/images/e2e-event.jpg", Body=b"jpeg")
 
     run = finished(local, launched_run(invoke_with_event("DispatchFunction", "s3", "uploads/images/e2e-event.jpg")))
 

@@ -68,6 +68,10 @@ FIELD_PARAMETERS: dict[tuple[str, ...], str] = {
 }
 _JSON_OBJECTS = ("environment", "secrets")
 
+#: EventBridge Scheduler's MaximumEventAgeInSeconds range: jobs/job.yaml sets it from StartingDeadlineSeconds,
+#: so a deadline outside it fails the deploy (admission itself takes any positive deadline).
+DEADLINE_RANGE = (60, 86_400)
+
 #: Fargate's CPU units → the memory (MiB) it allows: (lowest, highest, step).
 FARGATE_MEMORY = {
     256: [(512, 512, 1), (1024, 2048, 1024)],
@@ -262,6 +266,8 @@ class _BlockCheck:
             if isinstance(value, str) and name in self.decls:
                 self._constraints(self.decls[name], value)
         self._fargate_size()
+        self._starting_deadline()
+        self._suffix_needs_prefix()
         self._local_command()
         self._registry_entry()
         return self.problems
@@ -331,6 +337,20 @@ class _BlockCheck:
         if not any(low <= memory <= high and (memory - low) % step == 0 for low, high, step in ranges):
             allowed = "; ".join(f"{lo}" if lo == hi else f"{lo}-{hi} in steps of {st}" for lo, hi, st in ranges)
             self.problem("Memory", f"{_scalar_text(memory)} MiB is not a Fargate size for Cpu {int(cpu)} ({allowed})")
+
+    def _starting_deadline(self) -> None:
+        deadline = _number(self._text("StartingDeadlineSeconds") or "")
+        low, high = DEADLINE_RANGE
+        if deadline and not self._has_problem("StartingDeadlineSeconds") and not low <= deadline <= high:
+            self.problem(
+                "StartingDeadlineSeconds",
+                f"a starting deadline is 0 (none) or {low}-{high} seconds (Scheduler's event age), not {deadline:g}",
+            )
+
+    def _suffix_needs_prefix(self) -> None:
+        # jobs/job.yaml turns the S3 trigger on with S3Prefix only: a suffix alone would silently do nothing.
+        if self._text("S3Suffix") and not self._text("S3Prefix") and self._known("S3Prefix"):
+            self.problem("S3Suffix", "S3Suffix without S3Prefix: the S3 trigger is on only with a prefix")
 
     def _local_command(self) -> None:
         command = self._text("LocalCommand")

@@ -19,8 +19,6 @@ from taskrunner.domain.patterns import validate_pattern
 from taskrunner.domain.scaling import ScalingParams
 
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-#: EventBridge Scheduler's MaximumEventAgeInSeconds range, which the starting deadline also sets.
-DEADLINE_RANGE = (60, 86_400)
 #: What an exit code can be (a process's status byte).
 EXIT_CODE_RANGE = (0, 255)
 
@@ -165,14 +163,6 @@ class JobSpec(BaseModel):
         except ScheduleError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("starting_deadline_s")
-    @classmethod
-    def _deadline(cls, value: int | None) -> int | None:
-        low, high = DEADLINE_RANGE
-        if value is not None and not low <= value <= high:
-            raise ValueError(f"a starting deadline is 0 (none) or {low}-{high} seconds, not {value}")
-        return value
-
     @field_validator("s3_prefix", "s3_suffix")
     @classmethod
     def _literal_key_part(cls, value: str) -> str:
@@ -239,12 +229,6 @@ class JobSpec(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return value or None
-
-    @model_validator(mode="after")
-    def _suffix_needs_prefix(self) -> JobSpec:
-        if self.s3_suffix and not self.s3_prefix:
-            raise ValueError("s3_suffix without s3_prefix: the S3 trigger is on only with a prefix")
-        return self
 
     @model_validator(mode="after")
     def _queue_wiring(self) -> JobSpec:
