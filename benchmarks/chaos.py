@@ -43,6 +43,7 @@ import functools
 import itertools
 import json
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -73,6 +74,8 @@ JOBS = ("chaos-1", "chaos-2")
 #: The job whose run-record writes fail transiently (--store-errors): the other's runs must not notice.
 FLAKY_STORE_JOB = "chaos-2"
 BACKOFF_SCALE = 0.05
+#: Triggers sent per round, and the Dispatcher's polls per round (10 messages each, as Lambda's batches).
+FEED = 500
 COMPRESSED = {"DISPATCH_LEASE_S": "3", "DISPATCH_BACKOFF_SCALE": str(BACKOFF_SCALE)}
 
 
@@ -262,13 +265,23 @@ class Chaos:
         self.injected["duplicate_triggers"] = len(copies)
         everything = bodies + copies
         self.rng.shuffle(everything)
-        sqs, url = self.client("sqs"), self.p.outputs["DispatchQueueUrl"]
-        for start in range(0, len(everything), 10):
-            chunk = everything[start : start + 10]
-            sqs.send_message_batch(
-                QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": json.dumps(b)} for i, b in enumerate(chunk)]
-            )
+        self.unsent = everything
         return bodies
+
+    def feed(self, count: int) -> int:
+        """Send the next ``count`` triggers (shuffled, duplicates among them) to the dispatch queue.
+
+        Triggers arrive a drain's worth at a time rather than all at once: moto's SQS scans the whole queue on every
+        ReceiveMessage and twice per deleted message, so 12,000 queued messages would cost more than the product.
+        """
+        chunk, self.unsent = self.unsent[:count], self.unsent[count:]
+        sqs, url = self.client("sqs"), self.p.outputs["DispatchQueueUrl"]
+        for start in range(0, len(chunk), 10):
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "MessageBody": json.dumps(b)} for i, b in enumerate(chunk[start : start + 10])],
+            )
+        return len(chunk)
 
     def play_ecs(self, force: bool = False) -> int:
         """Decide the fate of every newly launched task and emit its state changes (with delivery faults).
@@ -372,7 +385,8 @@ class Chaos:
         api = ApiCalls()
         with inject(faults), api.counting():
             while time.monotonic() < deadline:
-                moved = dispatch.drain(max_polls=50)
+                moved = self.feed(FEED)
+                moved += dispatch.drain(max_polls=FEED // 10)
                 moved += self.play_ecs()
                 moved += tracker.drain(max_polls=50)
                 if moved == 0 and self.held:
@@ -513,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     # Powertools prints a metric blob every 100 values even with metrics disabled: stdout keeps only the result.
     with local_platform(ROOT) as platform, contextlib.redirect_stdout(sys.stderr):
         result = Chaos(platform, args).run()
+    result["commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
     text = json.dumps(result)
     print(text)
     if args.out:
