@@ -12,6 +12,7 @@ import pytest
 from botocore.retries import standard
 from moto import mock_aws
 from moto.ecs.models import EC2ContainerServiceBackend
+from moto.sqs.models import SQSBackend, sqs_backends
 
 from taskrunner.local.moto_ecs import pin_task_states, unpin_task_states
 
@@ -124,3 +125,20 @@ def test_the_table_renders_every_chaos_run_once_with_stuck_and_speed(tmp_path, m
     assert "oom kills 1" in text
     assert "max held running" not in text
     assert "dynamodb:UpdateItem 50 calls / 4.0 s" in text
+
+
+def test_retention_is_read_directly_with_moto_s_answer(monkeypatch):
+    monkeypatch.setattr(
+        SQSBackend, "is_message_valid_based_on_retention_period", SQSBackend.is_message_valid_based_on_retention_period
+    )
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        [message] = backend.get_queue("q")._messages
+        original = backend.is_message_valid_based_on_retention_period
+        chaos.read_retention_directly()
+        assert backend.is_message_valid_based_on_retention_period("q", message) is original("q", message) is True
+        message.sent_timestamp -= 61_000  # past the queue's 60 s retention
+        assert backend.is_message_valid_based_on_retention_period("q", message) is original("q", message) is False
