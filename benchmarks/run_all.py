@@ -23,7 +23,21 @@ STEPS: list[tuple[str, list[str]]] = [
         "dispatch",
         [PY, "benchmarks/dispatch.py", "--events", "2000", "--baseline", "--out", str(RESULTS / "dispatch.json")],
     ),
-    ("chaos", [PY, "benchmarks/chaos.py", "--events", "3000", "--seed", "2", "--out", str(RESULTS / "chaos.json")]),
+    (
+        "chaos",
+        [
+            PY,
+            "benchmarks/chaos.py",
+            "--events",
+            "1000",
+            "--seed",
+            "3",
+            "--hold",
+            "1100",
+            "--out",
+            str(RESULTS / "chaos.json"),
+        ],
+    ),
     ("report", [PY, "benchmarks/report.py"]),
 ]
 
