@@ -4,6 +4,7 @@ probes the e2e tests use on it: one way to start it, find its endpoint and outpu
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,26 @@ import boto3
 from taskrunner.adapters.store import DynamoRunStore
 from taskrunner.domain.runs import Run, RunStatus
 from tests.conftest import ROOT
+
+
+def cli_env() -> dict[str, str]:
+    """This process's environment without anything that points boto3 elsewhere: --local alone must do."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+def taskrunner(*args: str, stdin: str | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess, ``--local``, as a second terminal would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "taskrunner.cli", *args, "--local"],
+        cwd=ROOT,
+        env=cli_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
 
 #: What a running ``taskrunner local`` writes: its pid, endpoint and stack name.
 STATE = ROOT / ".taskrunner" / "local.json"

@@ -10,7 +10,6 @@ every 6 seconds.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,29 +22,12 @@ import pytest
 from taskrunner.domain.runs import Run, RunStatus
 from taskrunner.domain.triggers import Trigger
 from tests.conftest import ROOT
-from tests.e2e.local import Local, running_local, wait_for
+from tests.e2e.local import Local, cli_env, running_local, taskrunner, wait_for
 
 SPEED = 14_400
 TICK_S = 86_400 / SPEED
 #: How long the Dispatcher may keep serving a cached pause list (SsmPauses' default max age) before it sees a pause.
 PAUSE_CACHE_S = 30
-
-
-def cli_env() -> dict[str, str]:
-    """This process's environment without anything that points boto3 elsewhere: --local alone must do."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-
-
-def taskrunner(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taskrunner.cli", *args, "--local"],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

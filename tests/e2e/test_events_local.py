@@ -8,9 +8,6 @@ stand-ins); order-audit is played by examples/jobs/long.py so it is still runnin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,26 +15,7 @@ import pytest
 
 from taskrunner.domain.runs import Run, RunStatus
 from taskrunner.domain.triggers import Trigger
-from tests.conftest import ROOT
-from tests.e2e.local import Local, running_local
-
-
-def cli_env() -> dict[str, str]:
-    """This process's environment without anything that points boto3 elsewhere: --local alone must do."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-
-
-def taskrunner(*args: str, stdin: str | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "taskrunner.cli", *args, "--local"],
-        cwd=ROOT,
-        env=cli_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+from tests.e2e.local import Local, running_local, taskrunner
 
 
 @pytest.fixture(scope="module")

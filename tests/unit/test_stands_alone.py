@@ -16,14 +16,7 @@ SCANNED = [
     *sorted((ROOT / "docs").glob("*.md")),
     *sorted((ROOT / "benchmarks").glob("*.py")),
     *sorted((ROOT / "scenarios").iterdir()),
-    *(
-        p
-        for d in ("cli", "local", "domain", "handlers", "adapters")
-        for p in sorted((ROOT / "src/taskrunner" / d).glob("*.py"))
-    ),
-    ROOT / "src/taskrunner/sim/cli.py",
-    ROOT / "src/taskrunner/sim/scenario.py",
-    ROOT / "src/taskrunner/sim/plot.py",
+    *sorted((ROOT / "src").rglob("*.py")),
 ]
 
 

@@ -82,7 +82,7 @@ def drain_limit_s(scenario: Scenario) -> float:
 
 
 def run(scenario: Scenario, policy_name: str) -> dict[str, Any]:
-    """One policy on one scenario: the JSON object of the contract (DESIGN.md)."""
+    """One policy on one scenario: the JSON object of ``simulate --json`` (docs/scenarios.md)."""
     return simulate(scenario, policy_name).summary
 
 

@@ -3,8 +3,7 @@
 Every policy is ticked every 15 s with what its real counterpart could see at that moment and
 answers with a new desired count (or ``None`` to leave it). Cadences slower than 15 s (KEDA's
 30 s polling, CloudWatch's 1-minute datapoints, 5-minute alarm periods) are kept inside each
-policy. Baselines model their documented defaults; sources are cited next to each number
-(facts collected in ANCHORS.md sections 1-3).
+policy. Baselines model their documented defaults; sources are cited next to each number.
 """
 
 from __future__ import annotations
