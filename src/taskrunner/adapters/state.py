@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from taskrunner.adapters.clients import client
+from taskrunner.domain.scaling import DRAIN_KEY_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -25,3 +26,8 @@ class DynamoStateStore:
 
     def save(self, job: str, state: dict[str, Any]) -> None:
         self.db.put_item(TableName=self.table, Item={"job": {"S": job}, "state": {"S": json.dumps(state)}})
+
+    def publish_drain(self, job: str, surplus: int) -> None:
+        """The job's drain signal, read and claimed by its workers (``taskrunner.worker.drain``)."""
+        item = {"job": {"S": DRAIN_KEY_PREFIX + job}, "surplus": {"N": str(surplus)}, "claimed": {"N": "0"}}
+        self.db.put_item(TableName=self.table, Item=item)

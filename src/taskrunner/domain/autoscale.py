@@ -17,8 +17,16 @@ from taskrunner.domain.dispatch import family_of
 from taskrunner.domain.errors import PermanentError, TryLater
 from taskrunner.domain.jobs import JobSpec, QueueMode
 from taskrunner.domain.launch import MAX_TASKS_PER_CALL, worker_task_request
-from taskrunner.domain.ports import Cluster, Depths, Registry, ServiceCounts, Services, StateStore
-from taskrunner.domain.scaling import Decision, Observation, ScalerState, ScalingSpec, after_launch, decide
+from taskrunner.domain.ports import Cluster, Depths, Drains, Registry, ServiceCounts, Services, StateStore
+from taskrunner.domain.scaling import (
+    Decision,
+    Observation,
+    ScalerState,
+    ScalingSpec,
+    after_launch,
+    decide,
+    drain_target,
+)
 from taskrunner.domain.trust import StackBounds, registry_problems
 
 #: ECS's RunTask limit is 20 calls/s and Fargate launches refill at 20 tasks/s: pace launches under both.
@@ -55,8 +63,11 @@ class Autoscaler:
         stack: StackBounds,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        drains: Drains | None = None,
     ) -> None:
         self.stack = stack
+        #: Where service jobs' drain signals go (None: no drain published, e.g. workers without one).
+        self.drains = drains
         #: Registry entries left out of the last round, with why (invalid, or naming what the stack did not deploy).
         self.invalid: dict[str, str] = {}
         self.registry = registry
@@ -125,7 +136,8 @@ class Autoscaler:
         observation = self._observe(spec, counts)
         saved = self.states.load(spec.name)
         state = ScalerState.model_validate(saved) if saved else ScalerState.initial()
-        decision = decide(observation, state, scaling_spec(spec))
+        sspec = scaling_spec(spec)
+        decision = decide(observation, state, sspec)
         applied, launched, error = False, 0, None
         try:
             if spec.queue_mode is QueueMode.SERVICE:
@@ -139,8 +151,26 @@ class Autoscaler:
             error = str(exc)
         except Exception as exc:  # one job's failure must not stop the others' scaling
             error = f"{type(exc).__name__}: {exc}"
+        if error is None and spec.queue_mode is QueueMode.SERVICE:
+            decision, error = self._publish_drain(spec.name, observation, decision, sspec)
         self.states.save(spec.name, after_launch(decision, launched).model_dump(mode="json"))
         return JobRound(spec.name, observation, decision, applied, launched, error)
+
+    def _publish_drain(
+        self, job: str, observation: Observation, decision: Decision, spec: ScalingSpec
+    ) -> tuple[Decision, str | None]:
+        """After the desired count is applied: how many busy workers drain, written only when it changed."""
+        if self.drains is None:
+            return decision, None
+        surplus = drain_target(observation, decision.desired, spec)
+        if surplus == decision.state.drain_published:
+            return decision, None
+        try:
+            self.drains.publish_drain(job, surplus)
+        except Exception as exc:  # the next round publishes it again; no drain meanwhile is safe
+            return decision, f"drain signal: {type(exc).__name__}: {exc}"
+        state = decision.state.model_copy(update={"drain_published": surplus})
+        return decision.model_copy(update={"state": state}), None
 
     def _launch(self, spec: JobSpec, count: int, at: float) -> tuple[int, str | None]:
         """Tasks started, and why it stopped short if it did (the count is kept either way)."""

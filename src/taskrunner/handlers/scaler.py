@@ -30,15 +30,17 @@ class Service:
 def service() -> Service:
     settings = ScalerSettings.from_env()
     ecs = EcsCluster()
+    states = DynamoStateStore(settings.state_table)
     autoscaler = Autoscaler(
         SsmRegistry(settings.registry_prefix, max_age_s=60),  # a new or changed job is seen within a minute
         Queues(),
         ecs,
         ecs,
-        DynamoStateStore(settings.state_table),
+        states,
         stack=settings.bounds(),
         clock=time.time,
         sleep=time.sleep,
+        drains=states,  # each service job's drain signal, next to its state
     )
     return Service(settings, autoscaler)
 

@@ -24,6 +24,11 @@ What the worker does around the handler, and why:
   outage. The failure is logged as a warning and counted (metric ``ProtectionFailures``).
   Per-message tasks are started by RunTask, not by a service: nothing scales them in, and the agent
   would refuse with ``TASK_NOT_VALID``. So they skip protection.
+* Scale-in drains instead of killing (:mod:`~taskrunner.worker.drain`): between batches a service
+  worker checks its job's drain signal, published by the Scaler. When the signal names more surplus
+  workers than have claimed a drain, the worker claims one with a conditional update. It then takes
+  no more messages, releases protection and exits 0 (``WorkersDrained``). So a lowered desired count
+  takes effect at the next message boundary, and no worker has to be stopped mid-job.
 * Success deletes the message. A batch's successes stay leased and are deleted together when the batch
   ends (``DeleteMessageBatch``; failed entries are logged and counted).
   A handler exception leaves the message on the queue, so the redrive policy (``maxReceiveCount`` then
@@ -47,9 +52,9 @@ denied, persistent receive errors), 2 invalid configuration, 128 + N interrupted
 The package keeps one concern per module: :mod:`~taskrunner.worker.config` (settings from the
 environment), :mod:`~taskrunner.worker.message`, :mod:`~taskrunner.worker.protection` (the ECS agent's
 endpoint and the worker's hold on it), :mod:`~taskrunner.worker.leases` (visibility, deletes,
-heartbeat), :mod:`~taskrunner.worker.loop` (receive/handle/delete, signals) and
-:mod:`~taskrunner.worker.telemetry` (logger, metrics). Import from ``taskrunner.worker`` itself: the
-names below are the public API.
+heartbeat), :mod:`~taskrunner.worker.drain` (scale-in at a message boundary),
+:mod:`~taskrunner.worker.loop` (receive/handle/delete, signals) and :mod:`~taskrunner.worker.telemetry`
+(logger, metrics). Import from ``taskrunner.worker`` itself: the names below are the public API.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from taskrunner.domain.backoff import backoff_s
+from taskrunner.domain.scaling import DRAIN_CHECK_S
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 # Time kept back from the stop timeout to release messages and protection before SIGKILL.
@@ -33,6 +35,9 @@ _ENV_VARS: Final[Mapping[str, str]] = {
     "retry_backoff_base_s": "TASKRUNNER_RETRY_BACKOFF_BASE_S",
     "retry_backoff_max_s": "TASKRUNNER_RETRY_BACKOFF_MAX_S",
     "ecs_agent_uri": "ECS_AGENT_URI",
+    "job": "TASKRUNNER_JOB",
+    "drain_table": "TASKRUNNER_DRAIN_TABLE",
+    "drain_check_s": "TASKRUNNER_DRAIN_CHECK_S",
 }
 # Settings where the word "none" means "no limit".
 _NULLABLE_FIELDS: Final = frozenset({"idle_exit_after_s", "max_batches"})
@@ -80,6 +85,12 @@ class WorkerConfig(BaseModel):
     retry_backoff_max_s: int = Field(900, ge=0, le=43_200)
     ecs_agent_uri: str | None = Field(default_factory=_env_agent_uri)
     """Injected by ECS into every container; unset locally, where protection is a no-op."""
+    job: str | None = None
+    """The job this worker serves (its drain signal's key)."""
+    drain_table: str | None = None
+    """Service mode: the table holding the job's drain signal (the Scaler's state table); unset, no drain."""
+    drain_check_s: float = Field(DRAIN_CHECK_S, ge=0)
+    """How often at most the drain signal is read, at message boundaries."""
     region: str | None = Field(default_factory=_env_region)
     """AWS region of the queue; when unset, taken from an ``https://sqs.<region>.amazonaws.com`` URL."""
 
@@ -147,9 +158,19 @@ class WorkerConfig(BaseModel):
             raise WorkerConfigError("invalid worker configuration: " + "; ".join(problems)) from None
 
 
-def make_sqs_client(config: WorkerConfig) -> SQSClient:
-    """The SQS client a worker uses: adaptive retries; ``AWS_ENDPOINT_URL`` honoured by boto3 itself."""
+def _region(config: WorkerConfig) -> str | None:
     region = config.region
     if region is None and (match := _QUEUE_URL_REGION.match(config.queue_url)):
         region = match.group(1)
-    return boto3.client("sqs", region_name=region, config=Config(retries={"mode": "adaptive"}))
+    return region
+
+
+def make_sqs_client(config: WorkerConfig) -> SQSClient:
+    """The SQS client a worker uses: adaptive retries; ``AWS_ENDPOINT_URL`` honoured by boto3 itself."""
+    return boto3.client("sqs", region_name=_region(config), config=Config(retries={"mode": "adaptive"}))
+
+
+def make_dynamodb_client(config: WorkerConfig) -> DynamoDBClient:
+    """The client of the drain signal: standard retries, short timeouts (a drain check must not stall work)."""
+    retry = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=2)
+    return boto3.client("dynamodb", region_name=_region(config), config=retry)

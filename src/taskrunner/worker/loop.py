@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from taskrunner.worker.config import WorkerConfig, WorkerConfigError, make_sqs_client
+from taskrunner.worker.config import WorkerConfig, WorkerConfigError, make_dynamodb_client, make_sqs_client
+from taskrunner.worker.drain import Drain, DrainSignal, DynamoDrainSignal
 from taskrunner.worker.leases import Heartbeat, Leases
 from taskrunner.worker.message import Message
 from taskrunner.worker.protection import ProtectionHold, TaskProtection
@@ -25,6 +26,7 @@ from taskrunner.worker.telemetry import Metrics, logger
 if TYPE_CHECKING:
     from types import FrameType
 
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 # After this many consecutive receive failures the task exits 1, so that ECS replaces it and the
@@ -84,6 +86,8 @@ class Worker:
         *,
         sqs: SQSClient | None = None,
         protection: TaskProtection | None = None,
+        drain: DrainSignal | None = None,
+        dynamodb: DynamoDBClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -98,6 +102,8 @@ class Worker:
             metrics=self._metrics,
             clock=clock,
         )
+        self._drain = self._make_drain(drain, dynamodb)
+        self._drained = False
         self._stats = WorkerStats()
         self._started = False
         self._phase = _Phase.BUSY
@@ -109,11 +115,28 @@ class Worker:
         self._stop_deadline: float | None = None
         self._signals_installed = False
 
+    def _make_drain(self, signal: DrainSignal | None, dynamodb: DynamoDBClient | None) -> Drain | None:
+        """Service workers follow their job's drain signal; per-message tasks exit on their own."""
+        config = self.config
+        if config.mode != "service":
+            return None
+        if signal is None:
+            if not (config.drain_table and config.job):
+                return None
+            db = dynamodb or make_dynamodb_client(config)
+            signal = DynamoDrainSignal(db, config.drain_table, config.job, self._metrics)
+        return Drain(signal, check_s=config.drain_check_s, clock=self.clock)
+
     # -- public ------------------------------------------------------------------------------------
 
     @property
     def stats(self) -> WorkerStats:
         return self._stats
+
+    @property
+    def drained(self) -> bool:
+        """The worker exited because its job's drain signal named it surplus."""
+        return self._drained
 
     @property
     def stop_requested(self) -> bool:
@@ -151,6 +174,7 @@ class Worker:
                 "visibility_timeout_s": config.visibility_timeout_s,
                 "heartbeat_every_s": config.heartbeat_every_s,
                 "protection": self._uses_protection,
+                "drain": self._drain is not None,
             },
         )
         if self._signals_installed:
@@ -205,8 +229,15 @@ class Worker:
                 self._metrics.flush()
                 continue
             self._process_batch(batch)
-            self._metrics.flush()
             batches += 1
+            if self._drain is not None and not self._stopping and self._drain.claim():
+                # A message boundary with nothing in hand: leave now instead of re-protecting.
+                self._drained = True
+                self._metrics.count("WorkersDrained")
+                logger.info("drain: surplus worker, nothing in hand: releasing protection and exiting")
+                self._metrics.flush()
+                break
+            self._metrics.flush()
             idle_since = self.clock()
             if config.mode == "per-message" and config.max_batches is not None and batches >= config.max_batches:
                 logger.info("max_batches reached: exiting", extra={"batches": batches})
