@@ -59,6 +59,7 @@ SAMPLE_PLATFORM = {
     "job scheduler role ARN": f"arn:aws:iam::{ACCOUNT}:role/{STACK}/schedulers/{STACK}-DispatchSchedulerRole-Ef12Gh34",
     "schedule group": STACK,
     'permissions boundary ARN or "none"': "none",
+    "scaler state table": f"{STACK}-ScalerStateTable-Ij56Kl78Mn90",
 }
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/{STACK}-job-boundary"
 

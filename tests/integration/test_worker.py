@@ -593,3 +593,147 @@ def test_a_worker_image_without_a_queue_url_exits_2_and_says_why(worker_env: dic
     worker = WorkerProcess(env)
     assert worker.wait() == 2
     assert any("TASKRUNNER_QUEUE_URL is not set" in str(line.get("message")) for line in worker.lines)
+
+
+# -- drain (scale-in at a message boundary) --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dynamodb(moto_endpoint: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def drain_table(dynamodb: Any) -> str:
+    """A table shaped like the Scaler's state table (hash key ``job``)."""
+    name = f"state-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "job", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "job", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def publish_drain(dynamodb: Any, table: str, job: str, surplus: int) -> None:
+    """What the Scaler writes (adapters.state.DynamoStateStore.publish_drain)."""
+    from taskrunner.adapters.state import DynamoStateStore
+
+    DynamoStateStore(table, dynamodb).publish_drain(job, surplus)
+
+
+def claimed(dynamodb: Any, table: str, job: str) -> int:
+    item = dynamodb.get_item(TableName=table, Key={"job": {"S": f"drain/{job}"}})["Item"]
+    return int(item["claimed"]["N"])
+
+
+def drain_config(queue_url: str, agent: FakeEcsAgent, table: str, job: str = "thumbs") -> WorkerConfig:
+    return config(queue_url, ecs_agent_uri=agent.url, drain_table=table, job=job, drain_check_s=0)
+
+
+def test_a_surplus_worker_finishes_its_message_releases_protection_and_exits_0(
+    sqs: SQSClient,
+    dynamodb: Any,
+    queue: Queue,
+    agent: FakeEcsAgent,
+    drain_table: str,
+    start_worker: Callable[[Worker], Running],
+) -> None:
+    """GIVEN a busy service worker (three messages queued) whose job's drain signal names one surplus worker
+    WHEN it finishes the message in hand
+    THEN it claims the drain, takes no further message (two stay queued for the others), drops protection
+    and exits 0 by itself: scale-in without a kill, and without waiting for the queue to empty."""
+    publish_drain(dynamodb, drain_table, "thumbs", 1)
+    send(sqs, queue.url, {"n": 1}, {"n": 2}, {"n": 3})
+    handler = Recorder(lambda _message: time.sleep(0.2))
+    worker = Worker(handler, drain_config(queue.url, agent, drain_table), sqs=sqs, dynamodb=dynamodb)
+
+    assert start_worker(worker).join() == 0
+    assert worker.drained
+    assert len(handler.seen) == 1
+    assert worker.stats.succeeded == 1
+    assert agent.states == [True, False], "protected while handling, released before exiting"
+    assert claimed(dynamodb, drain_table, "thumbs") == 1
+    assert depth(sqs, queue.url) == (2, 0), "the message in hand was deleted; the rest is left for others"
+
+
+def test_only_as_many_workers_drain_as_the_signal_names(
+    sqs: SQSClient,
+    dynamodb: Any,
+    queue: Queue,
+    agent: FakeEcsAgent,
+    drain_table: str,
+    start_worker: Callable[[Worker], Running],
+) -> None:
+    """GIVEN two busy workers of one job and a drain signal naming one surplus worker
+    WHEN both reach message boundaries
+    THEN exactly one claims it and exits; the other keeps working the queue to the end."""
+    publish_drain(dynamodb, drain_table, "thumbs", 1)
+    send(sqs, queue.url, *({"n": n} for n in range(8)))
+    handlers = [Recorder(lambda _message: time.sleep(0.1)) for _ in range(2)]
+    workers = [Worker(h, drain_config(queue.url, agent, drain_table), sqs=sqs, dynamodb=dynamodb) for h in handlers]
+    running = [start_worker(w) for w in workers]
+
+    wait_until(lambda: depth(sqs, queue.url) == (0, 0) and sum(w.drained for w in workers) == 1, timeout_s=20)
+    still_running = [r for r, w in zip(running, workers, strict=True) if not w.drained]
+    assert len(still_running) == 1
+    assert still_running[0].stop() == 0
+    assert sum(len(h.seen) for h in handlers) == 8, "every message handled once, none lost to the drain"
+    assert claimed(dynamodb, drain_table, "thumbs") == 1
+
+
+def test_another_jobs_drain_signal_does_not_drain_this_worker(
+    sqs: SQSClient,
+    dynamodb: Any,
+    queue: Queue,
+    agent: FakeEcsAgent,
+    drain_table: str,
+    start_worker: Callable[[Worker], Running],
+) -> None:
+    """GIVEN a drain signal for job "other" only
+    WHEN a worker of job "thumbs" works through its queue
+    THEN it never drains, and "other"'s signal is left unclaimed."""
+    publish_drain(dynamodb, drain_table, "other", 3)
+    send(sqs, queue.url, {"n": 1}, {"n": 2})
+    handler = Recorder()
+    worker = Worker(handler, drain_config(queue.url, agent, drain_table), sqs=sqs, dynamodb=dynamodb)
+    running = start_worker(worker)
+    wait_until(lambda: worker.stats.succeeded == 2)
+    assert running.stop() == 0
+    assert not worker.drained
+    assert claimed(dynamodb, drain_table, "other") == 0
+
+
+def test_an_unreadable_drain_signal_means_no_drain(
+    sqs: SQSClient, dynamodb: Any, queue: Queue, agent: FakeEcsAgent, start_worker: Callable[[Worker], Running]
+) -> None:
+    """GIVEN a drain table that does not exist (or that the task role may not read)
+    WHEN the worker checks it at each boundary
+    THEN it keeps working: a broken signal never stops a worker."""
+    send(sqs, queue.url, {"n": 1}, {"n": 2}, {"n": 3})
+    handler = Recorder()
+    worker = Worker(handler, drain_config(queue.url, agent, "no-such-table"), sqs=sqs, dynamodb=dynamodb)
+    running = start_worker(worker)
+    wait_until(lambda: worker.stats.succeeded == 3, timeout_s=20)
+    assert running.stop() == 0
+    assert not worker.drained
+
+
+def test_drain_settings_come_from_the_environment() -> None:
+    cfg = WorkerConfig.from_env(
+        {
+            "TASKRUNNER_QUEUE_URL": "http://localhost/q",
+            "TASKRUNNER_JOB": "thumbs",
+            "TASKRUNNER_DRAIN_TABLE": "taskrunner-state",
+            "TASKRUNNER_DRAIN_CHECK_S": "5",
+        }
+    )
+    assert (cfg.job, cfg.drain_table, cfg.drain_check_s) == ("thumbs", "taskrunner-state", 5.0)
+    assert WorkerConfig.from_env({"TASKRUNNER_QUEUE_URL": "http://localhost/q"}).drain_table is None

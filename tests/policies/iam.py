@@ -16,6 +16,9 @@ topic, key, file system, trust policy) or of a role's own identity policies:
 * condition operators are ANDed, and so are the keys within one operator; the values of one key are ORed; key
   names are case-insensitive; a negated operator (``StringNotEquals``, ``ArnNotLike`` ...) on a key the request
   lacks holds, a positive one does not, an ``...IfExists`` one does; ``Null: true`` holds when the key is absent;
+* ``ForAllValues:<operator>`` on a key the request carries (each request key has one value here, such as the
+  one ``dynamodb:LeadingKeys`` of a GetItem) is that operator; on a key the request lacks it holds (every one
+  of no values matches: IAM's own, and famous, vacuous truth);
 * ``*`` and ``?`` are the only wildcards (no character classes): ``StringLike`` matches the whole string,
   ``ArnLike`` and ``ArnEquals`` (which are the same operator) each of an ARN's six colon-separated parts, an
   Action case-insensitively, a Resource within its colon-separated parts except that a ``*`` ending a part
@@ -169,6 +172,8 @@ def _condition_value(value: Any) -> str:
 def _condition_holds(operator: str, key: str, wanted: Any, keys: Mapping[str, str]) -> bool:
     values = [_condition_value(v) for v in as_list(wanted)]
     present = key.lower() in keys
+    if operator.startswith("ForAllValues:"):
+        return not present or _condition_holds(operator.removeprefix("ForAllValues:"), key, wanted, keys)
     if operator == "Null":
         (absent,) = values
         return (not present) is (absent.lower() == "true")

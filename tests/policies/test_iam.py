@@ -367,3 +367,20 @@ def test_identity_policies_union_their_allows_and_a_deny_in_any_wins() -> None:
         identity_decision(send(principal=ROLE), [{"Statement": [statement()]}])
     with pytest.raises(ValueError, match="without Resource"):
         identity_decision(send(principal=ROLE), [{"Statement": [{"Effect": "Allow", "Action": "*"}]}])
+
+
+def test_for_all_values_is_its_operator_on_a_present_key_and_vacuously_true_on_an_absent_one() -> None:
+    grant = {
+        "Effect": "Allow",
+        "Action": "dynamodb:GetItem",
+        "Resource": "*",
+        "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["drain/a"]}},
+    }
+    policy = {"Statement": [grant]}
+
+    def get(**context: str) -> Decision:
+        return identity_decision(Request("dynamodb:GetItem", "arn:t", principal=ROLE, context=context), [policy])
+
+    assert get(**{"dynamodb:LeadingKeys": "drain/a"}) is Decision.ALLOW
+    assert get(**{"dynamodb:LeadingKeys": "drain/b"}) is not Decision.ALLOW
+    assert get() is Decision.ALLOW  # IAM's vacuous truth: why such a grant must name an action that always has a key

@@ -79,6 +79,26 @@ def test_a_worker_consumes_only_its_own_queue(jobs: dict[str, Stack]) -> None:
     assert not may(worker, "TaskRole", "sqs:SendMessage", own), "a worker consumes; it does not produce"
 
 
+def test_a_worker_reads_and_claims_only_its_own_jobs_drain_signal(root: Stack, jobs: dict[str, Stack]) -> None:
+    """A compromised image-worker container, with its task role, tries the Scaler's state table: its own
+    job's drain item is all it reaches, never another job's (which would stop that job's workers), nor any
+    Scaler state item (which would steer another job's scaling), nor the table as a whole."""
+    worker = jobs["image-worker"]
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{root.ref('ScalerStateTable')}"
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert may(worker, "TaskRole", action, table, **{"dynamodb:LeadingKeys": "drain/image-worker"}), action
+        for key in ("drain/transcode", "image-worker", "transcode"):
+            assert not may(worker, "TaskRole", action, table, **{"dynamodb:LeadingKeys": key}), (action, key)
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query"):
+        assert not may(worker, "TaskRole", action, table, **{"dynamodb:LeadingKeys": "drain/image-worker"}), action
+
+
+@pytest.mark.parametrize("job", ["nightly-report", "thumbnails", "order-audit", "transcode"])
+def test_a_job_that_is_not_a_service_reads_no_drain_signal(root: Stack, jobs: dict[str, Stack], job: str) -> None:
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{root.ref('ScalerStateTable')}"
+    assert not may(jobs[job], "TaskRole", "dynamodb:GetItem", table, **{"dynamodb:LeadingKeys": f"drain/{job}"})
+
+
 # --------------------------------------------------------------------------- a job's execution role
 
 

@@ -75,7 +75,7 @@ CLUSTER_SCOPED_ACTIONS = frozenset(
 )
 # What an SQS event source mapping does with its function's role; only the queue's own consumer may.
 SQS_CONSUME = frozenset({"sqs:receivemessage", "sqs:deletemessage", "sqs:changemessagevisibility"})
-JOB_TASK_ROLE_SERVICES = frozenset({"s3", "elasticfilesystem", "sqs", "ecs"})
+JOB_TASK_ROLE_SERVICES = frozenset({"s3", "elasticfilesystem", "sqs", "ecs", "dynamodb"})  # dynamodb: the drain signal
 JOB_EXECUTION_ROLE_SERVICES = frozenset({"logs", "ecr", "secretsmanager", "ssm", "kms"})
 
 

@@ -70,6 +70,8 @@ PLATFORM_SOURCES = {
     "job scheduler role ARN": lambda root, env: env["RETRY_SCHEDULER_ROLE_ARN"],
     "schedule group": lambda root, env: env["SCHEDULE_GROUP"],
     'permissions boundary ARN or "none"': lambda root, env: root.parameters["PermissionsBoundaryArn"] or "none",
+    # Where the Scaler publishes each service job's drain signal (its SCALER_STATE_TABLE).
+    "scaler state table": lambda root, env: root.ref("ScalerStateTable"),
 }
 ROOT_VARIANTS = {
     "defaults": {},

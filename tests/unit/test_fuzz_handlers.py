@@ -111,7 +111,7 @@ def _is_plausible_launch(body: str) -> bool:
     return (
         isinstance(payload, dict)
         and set(payload) == {"job", "trigger", "request_id"}
-        and payload.get("job") in {"nightly-report", "order-audit"}
+        and payload.get("job") in ("nightly-report", "order-audit")  # a tuple: the value may be unhashable
     )
 
 

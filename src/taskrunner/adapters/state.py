@@ -5,6 +5,9 @@ The item holds the scaler's JSON state (``state``) and, for per-message jobs, th
 bumped by each event-driven change and ``counted_at`` the last ListTasks reconciliation. A worker is live when it
 is in ``live`` and not in ``stopped``, whatever order the events arrived in. Every write is an ``UpdateItem`` of
 its own attributes, so the Scaler's state write and the Tracker's set updates never overwrite each other.
+
+A service job also has a drain item, keyed ``drain/<job>`` (``{surplus, claimed}``): the Scaler publishes how many
+surplus workers should finish and exit, and workers claim one each with a conditional update.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from botocore.exceptions import ClientError
 from taskrunner.adapters.clients import client, error_code
 from taskrunner.domain.backoff import backoff_s
 from taskrunner.domain.ports import StoredState
+from taskrunner.domain.scaling import DRAIN_KEY_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -155,3 +159,8 @@ class DynamoStateStore:
             UpdateExpression="DELETE live :a ADD stopped :a, ver :one",
             ExpressionAttributeValues={":a": {"SS": [task_arn]}, ":one": {"N": "1"}},
         )
+
+    def publish_drain(self, job: str, surplus: int) -> None:
+        """The job's drain signal, read and claimed by its workers (``taskrunner.worker.drain``)."""
+        item = {"job": {"S": DRAIN_KEY_PREFIX + job}, "surplus": {"N": str(surplus)}, "claimed": {"N": "0"}}
+        self.db.put_item(TableName=self.table, Item=item)

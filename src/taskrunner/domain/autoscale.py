@@ -45,6 +45,7 @@ from taskrunner.domain.pacing import TokenBucket
 from taskrunner.domain.ports import (
     Cluster,
     Depths,
+    Drains,
     QueueDepth,
     Registry,
     ServiceCounts,
@@ -52,7 +53,15 @@ from taskrunner.domain.ports import (
     StateStore,
     StoredState,
 )
-from taskrunner.domain.scaling import Decision, Observation, ScalerState, ScalingSpec, after_launch, decide
+from taskrunner.domain.scaling import (
+    Decision,
+    Observation,
+    ScalerState,
+    ScalingSpec,
+    after_launch,
+    decide,
+    drain_target,
+)
 from taskrunner.domain.trust import StackBounds, registry_problems
 
 #: The Scaler's share of Fargate's task-launch bucket (20 tasks/s sustained, 100 burst, shared with the
@@ -325,8 +334,11 @@ class Autoscaler:
         threads: int = 16,
         launcher: Launcher | None = None,
         registry_refresh_s: float = 0.0,
+        drains: Drains | None = None,
     ) -> None:
         self.stack = stack
+        #: Where service jobs' drain signals go (None: no drain published, e.g. workers without one).
+        self.drains = drains
         #: Registry entries left out of the last round, with why (invalid, or naming what the stack did not deploy).
         self.invalid: dict[str, str] = {}
         self.registry = registry
@@ -605,6 +617,8 @@ class Autoscaler:
                 error = str(exc)
             except Exception as exc:  # one job's failure must not stop the others' scaling
                 error = f"{type(exc).__name__}: {exc}"
+            if error is None and p.spec.queue_mode is QueueMode.SERVICE:
+                state, error = self._publish_drain(p, state)
             if state_changed(p.stored.state if p.stored else None, state):
                 to_save.append((p.spec.name, state.model_dump(mode="json")))
             self._known[p.spec.name] = _Known(busy=self._busy(p), observed_at=p.observation.at)
@@ -623,6 +637,19 @@ class Autoscaler:
         with self._stats_lock:
             self.stats.states_written += len(to_save)
         return [outcome[p.spec.name] for p in prepared]
+
+    def _publish_drain(self, p: _Prepared, state: ScalerState) -> tuple[ScalerState, str | None]:
+        """After the desired count is applied: how many busy workers drain, written only when it changed."""
+        if self.drains is None:
+            return state, None
+        surplus = drain_target(p.observation, p.decision.desired, scaling_spec(p.spec, self.interval_s))
+        if surplus == state.drain_published:
+            return state, None
+        try:
+            self.drains.publish_drain(p.spec.name, surplus)
+        except Exception as exc:  # the next round publishes it again; no drain meanwhile is safe
+            return state, f"drain signal: {type(exc).__name__}: {exc}"
+        return state.model_copy(update={"drain_published": surplus}), None
 
     @staticmethod
     def _busy(p: _Prepared) -> bool:

@@ -192,6 +192,14 @@ class WorkerLedger(Protocol):
     def stopped(self, job: str, task_arn: str) -> None: ...
 
 
+class Drains(Protocol):
+    """Where the Scaler publishes a service job's drain signal (see domain.scaling.drain_target)."""
+
+    def publish_drain(self, job: str, surplus: int) -> None:
+        """Set the job's surplus to ``surplus`` with no claims yet."""
+        ...
+
+
 class Messages(Protocol):
     """What handlers do to SQS beyond the event-source mapping: dead-letter with a reason, back off."""
 

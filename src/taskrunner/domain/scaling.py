@@ -30,10 +30,19 @@ burst left to protect and the service settles to what is busy (plus the rate ter
 zero only after ``idle_before_zero_s`` with nothing queued, delayed or in flight (like KEDA's
 ``cooldownPeriod`` next to the HPA window, but keyed on in-flight work too); if the latency is
 shorter than a cold start, the last task stays warm for three mean gaps between messages (at most
-``keep_warm_max_s``), because going to zero would make the next message late for sure. The
-desired count never drops below the tasks holding in-flight messages (workers also hold ECS task
-scale-in protection while they work, so ECS only stops idle tasks), a first message always gets a
-task at once (copilot-cli #3376), and a missing input never lowers capacity.
+``keep_warm_max_s``), because going to zero would make the next message late for sure. A
+first message always gets a task at once (copilot-cli #3376), and a missing input never lowers
+capacity.
+
+**Drain.** Workers hold ECS task scale-in protection while they have work, so ECS only ever stops
+idle (or still pending) tasks: no scale-in kills a job. The desired count never drops below the
+tasks needed to hold the in-flight messages (``ceil(in_flight / messages_per_task)``, defence in
+depth should a worker's protection fail). But a task with several slots that holds one
+message is protected as much as a full one, and a trickle keeps every task partly busy, so a lowered
+desired count alone would never take effect. :func:`drain_target` says how many protected workers
+are surplus: the Scaler publishes it (the job's drain signal) and that many workers, at their next
+message boundary, stop receiving, release protection and exit 0 (``taskrunner.worker.drain``); the
+simulator runs the same steps.
 
 Per-message mode launches one task per ``messages_per_task`` visible messages that no free slot
 of a pending, running or just-launched (not yet listed by ECS) task will take, never beyond
@@ -52,6 +61,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from taskrunner.domain.floors import ScheduledFloor, parse_floors
 
 _EPS = 1e-9
+#: How often a worker re-reads its job's drain signal at most (it checks at message boundaries):
+#: the Scaler's cadence, so a drain starts within a round of being published.
+DRAIN_CHECK_S = 15.0
+#: Key of a job's drain signal in the Scaler's state table (the job's own state item is its bare name).
+DRAIN_KEY_PREFIX = "drain/"
 
 
 class ScalingParams(BaseModel):
@@ -144,6 +158,8 @@ class ScalerState(BaseModel, frozen=True):
     # (running + pending) ECS should list once it has caught up with our launches.
     launches: tuple[tuple[float, int], ...] = ()
     expected_tasks: int = 0
+    # Service mode: the drain surplus last published (the signal is rewritten only when it changes).
+    drain_published: int = 0
 
     @classmethod
     def initial(cls) -> ScalerState:
@@ -245,7 +261,8 @@ def _decide_service(obs: Observation, state: ScalerState, spec: ScalingSpec) -> 
         target = 1
     if target == 0:
         window = ()
-    # Never below the tasks that hold messages, and a first message always gets a task.
+    # Never below the tasks the in-flight messages need, and a first message always gets a task.
+    # Partly busy tasks beyond that (several slots per task) drain: drain_target.
     target = max(target, _busy_tasks(in_flight, spec), 1 if backlog > 0 else 0)
     desired = _clamp(target, spec)
 
@@ -274,6 +291,31 @@ def _decide_service(obs: Observation, state: ScalerState, spec: ScalingSpec) -> 
         }
     )
     return Decision(desired=desired, launch=0, reason=reason, state=next_state)
+
+
+def drain_target(obs: Observation, desired: int, spec: ScalingSpec) -> int:
+    """How many protected workers should drain after the desired count became ``desired``.
+
+    ECS stops unprotected tasks (pending, idle) for a lowered desired count on its own; a worker is
+    protected exactly while it holds messages. With messages queued every running worker holds some
+    (long polling), so the surplus ECS cannot stop is ``running - desired``, bounded by the in-flight
+    count (each protected worker holds at least one message). Without a backlog and one message per
+    task, 0: workers go idle, release protection and ECS stops them, and a drain could only race it
+    into a relaunch. With several slots per task a trickle keeps every task partly busy (never idle,
+    never stoppable), so the same bound applies then too. Unknown counts give 0: a drain is never
+    triggered from a failed observation. Half the surplus is drained per round (like the HPA's
+    scale-down rate policies), measured in the simulator: draining all of it at once churned tasks
+    (drained, then relaunched) when the recommendation rose again. A drain that overshoots (a worker
+    exiting where ECS also stopped one) costs a replacement launch, never a kill.
+    """
+    if obs.visible is None or obs.running is None or obs.in_flight is None:
+        return 0
+    if obs.visible == 0 and spec.messages_per_task == 1:
+        return 0
+    surplus = max(0, min(obs.running, obs.in_flight) - desired)
+    # Half per round (at least one): with several slots per task the protected count is an upper bound,
+    # and a surplus that reverses next round should cost a relaunch for half of it, not all.
+    return math.ceil(surplus / 2)
 
 
 def _since(previous: float | None, condition: bool, now: float) -> float | None:

@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskrunner.adapters.ecs import EcsCluster
@@ -23,7 +21,15 @@ from taskrunner.domain.errors import LaunchRejected, PermanentError, TryLater
 from taskrunner.domain.jobs import InvalidJobSpec
 from taskrunner.domain.ports import Messages, Registry
 from taskrunner.domain.triggers import DispatchRequest, requests_from
-from taskrunner.handlers.common import Shape, classify, dead_letter, record_source, refusal
+from taskrunner.handlers.common import (
+    Shape,
+    SqsRecord,
+    classify,
+    dead_letter,
+    process_sqs_batch,
+    record_source,
+    refusal,
+)
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import DispatcherSettings
 
@@ -94,7 +100,7 @@ def _dead_letter(svc: Service, body: str, exc: PermanentError | str, source: dic
     )
 
 
-def handle_record(svc: Service, record: SQSRecord) -> None:
+def handle_record(svc: Service, record: SqsRecord) -> None:
     """One dispatch-queue message: launched, recorded, dead-lettered with its reason, or returned for later."""
     try:
         dispatch_all(svc, record.body)
@@ -104,7 +110,7 @@ def handle_record(svc: Service, record: SQSRecord) -> None:
         # Acknowledged: the message now lives in the DLQ with its reason, on its first attempt.
         _dead_letter(svc, record.body, exc, record_source(record))
     except TryLater as exc:
-        receive_count = int(record.attributes.approximate_receive_count or 1)
+        receive_count = record.receive_count
         delay = round(backoff_s(receive_count, exc.delay_s * svc.settings.backoff_scale, MAX_MESSAGE_BACKOFF_S))
         svc.queues.retry_after(queue_url_from_arn(record.event_source_arn), record.receipt_handle, delay)
         count("LaunchDeferred")
@@ -116,13 +122,7 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
     payload = classify(event)
     if payload.shape is Shape.SQS_BATCH:
         count("DispatchRecords", len(event["Records"]))
-        response = process_partial_response(
-            event=event,
-            record_handler=functools.partial(handle_record, svc),
-            processor=BatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
-        return dict(response)
+        return process_sqs_batch(event, functools.partial(handle_record, svc))
     if payload.shape is Shape.EMPTY_BATCH:
         # Nothing to process, nothing to retry (SQS never sends one: this is a direct invoke).
         return {"batchItemFailures": [], "error": "the Dispatcher received an empty Records list: nothing to process"}

@@ -46,6 +46,7 @@ def service() -> Service:
         registry_refresh_s=60,
         # Launches drain in a thread, paced at the Scaler's share of Fargate's rate, while rounds observe.
         launcher=Launcher(ecs, states, clock=time.time, sleep=time.sleep, background=True),
+        drains=states,  # each service job's drain signal, next to its state
     )
     return Service(settings, autoscaler)
 

@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,7 +22,15 @@ from taskrunner.domain.errors import PermanentError
 from taskrunner.domain.ports import Messages, RunStore, WorkerLedger
 from taskrunner.domain.tracking import Reconciler, TaskState, Tracked, Tracker, per_message_worker
 from taskrunner.domain.triggers import S3_NOTIFICATION_ADVICE, describe, is_s3_notification, what_arrived
-from taskrunner.handlers.common import Shape, classify, dead_letter, record_source, refusal
+from taskrunner.handlers.common import (
+    Shape,
+    SqsRecord,
+    classify,
+    dead_letter,
+    process_sqs_batch,
+    record_source,
+    refusal,
+)
 from taskrunner.observability import count, logger, metrics, tracer
 from taskrunner.settings import TrackerSettings
 
@@ -139,7 +145,7 @@ def _dead_letter(svc: Service, body: str, exc: PermanentError | str, source: dic
     )
 
 
-def handle_record(svc: Service, record: SQSRecord) -> None:
+def handle_record(svc: Service, record: SqsRecord) -> None:
     """One state change: applied (or ignored as stale), or dead-lettered with its reason; TryLater returns it."""
     try:
         track(svc, record.body)
@@ -170,13 +176,7 @@ def handle_event(svc: Service, event: Any, context: LambdaContext) -> dict[str, 
     payload = classify(event)
     if payload.shape is Shape.SQS_BATCH:
         count("TrackerRecords", len(event["Records"]))
-        response = process_partial_response(
-            event=event,
-            record_handler=functools.partial(handle_record, svc),
-            processor=BatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
-        return dict(response)
+        return process_sqs_batch(event, functools.partial(handle_record, svc))
     if payload.shape is Shape.EMPTY_BATCH:
         # Nothing to process, nothing to retry (SQS never sends one: this is a direct invoke).
         return {"batchItemFailures": [], "error": "the Tracker received an empty Records list: nothing to process"}

@@ -18,6 +18,13 @@ Model (same for every policy; only the scaler and the protection flag differ):
   while it has a message, so for taskrunner only idle or still-pending tasks are eligible and a
   protected surplus task is stopped as soon as it goes idle. Baselines have no protection: a
   victim holding messages is a mid-job kill.
+* Drain (policies that publish one: taskrunner): after each tick the Scaler's
+  ``domain.scaling.drain_target`` is the job's drain signal (rewritten, with its claims reset, only
+  when the number changes). A worker reads it at a message boundary, at most every
+  ``DRAIN_CHECK_S`` (its cached copy otherwise); when it shows unclaimed surplus the worker claims
+  one atomically, takes no more messages, and exits once what it holds is done: the same steps, in
+  the same order, as ``taskrunner.worker``'s drain. An exit that leaves fewer tasks than desired
+  makes ECS launch a replacement (a wasted start, never a kill).
 * The run lasts ``duration_s`` and then drains (no more arrivals) until nothing is queued or in
   flight, for at most ``drain_limit`` more seconds; messages still waiting then count with the
   wait they had so far (a lower bound).
@@ -32,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskrunner.domain.scaling import DRAIN_CHECK_S
 from taskrunner.sim.policies import POLICIES, TICK_S, ClusterView, Policy
 from taskrunner.sim.scenario import Scenario, generate_arrivals, generate_processing
 
@@ -75,6 +83,7 @@ class SimResult:
     launches: int
     end_s: float
     reasons: list[str] = field(default_factory=list)
+    drained: int = 0  # tasks that drained (finished what they held and exited on the drain signal)
 
 
 def drain_limit_s(scenario: Scenario) -> float:
@@ -111,6 +120,7 @@ class _Simulation:
         self.sc = scenario
         self.policy = policy
         self.protect = policy.protects_busy_tasks
+        self.drains = policy.drains
         self.arr = arrivals
         self.proc = proc
         self.m = scenario.messages_per_task
@@ -134,6 +144,13 @@ class _Simulation:
         self.free: list[int] = []  # one entry per free slot of a running task (stale ones skipped)
         self.busy_total = 0
         self.desired = 0
+        # drain: the job's signal (surplus, claimed) and each worker's cached read of it
+        self.drain_surplus = 0
+        self.drain_claimed = 0
+        self.draining: list[bool] = []
+        self.drain_read_at: list[float] = []
+        self.drain_cached: list[int] = []
+        self.drained = 0
         # CPU model integrals
         self.last_t = 0.0
         self.busy_slot_s = 0.0
@@ -163,9 +180,10 @@ class _Simulation:
 
     def dispatch(self, t: float) -> None:
         visible, free, state = self.visible, self.free, self.state
+        draining = self.draining
         while visible and free:
             task = free.pop()
-            if state[task] == _RUNNING:
+            if state[task] == _RUNNING and not draining[task]:
                 self.start(t, task, visible.popleft())
 
     def launch(self, t: float, count: int) -> None:
@@ -177,6 +195,9 @@ class _Simulation:
             self.state.append(_PENDING)
             self.busy.append(0)
             self.held.append([])
+            self.draining.append(False)
+            self.drain_read_at.append(-math.inf)
+            self.drain_cached.append(0)
             self.pending.add(task)
             self.push(t + self.start_rng.uniform(lo, hi), _READY, task)
         if count and self.zero_since is not None:
@@ -216,6 +237,24 @@ class _Simulation:
             count = min(alive - self.desired, len(candidates))
             for task in self.victim_rng.sample(candidates, count):
                 self.stop(t, task)
+
+    def claims_drain(self, t: float, task: int) -> bool:
+        """The worker's check at a message boundary (``taskrunner.worker`` ``_Drain.claim``)."""
+        if t - self.drain_read_at[task] >= DRAIN_CHECK_S:
+            self.drain_read_at[task] = t
+            self.drain_cached[task] = self.drain_surplus - self.drain_claimed
+        if self.drain_cached[task] <= 0:
+            return False
+        if self.drain_claimed < self.drain_surplus:  # the conditional update
+            self.drain_claimed += 1
+            return True
+        self.drain_cached[task] = 0
+        return False
+
+    def drain_exit(self, t: float, task: int) -> None:
+        self.drained += 1
+        self.stop(t, task)
+        self.reconcile(t)  # ECS replaces it if that left fewer tasks than desired
 
     def went_idle(self, t: float, task: int) -> None:
         # A protected surplus task is stopped once its protection is released (it went idle).
@@ -284,6 +323,11 @@ class _Simulation:
         self.busy_total -= 1
         self.done[msg] = 1
         self.completed += 1
+        if self.draining[task] or (self.drains and self.claims_drain(t, task)):
+            self.draining[task] = True
+            if self.busy[task] == 0:
+                self.drain_exit(t, task)
+            return
         if self.visible:
             self.start(t, task, self.visible.popleft())
             return
@@ -317,13 +361,16 @@ class _Simulation:
             capacity_slot_s=self.capacity_slot_s,
         )
         new = self.policy.tick(view)
-        if new is None:
-            return
-        new = max(0, min(self.sc.max_tasks, new))
-        if new != self.desired:
-            self.desired = new
-            self.scale_actions += 1
-            self.reconcile(t)
+        if new is not None:
+            new = max(0, min(self.sc.max_tasks, new))
+            if new != self.desired:
+                self.desired = new
+                self.scale_actions += 1
+                self.reconcile(t)
+        if self.drains:
+            target = self.policy.drain_target(view, self.desired)
+            if target != self.drain_surplus:
+                self.drain_surplus, self.drain_claimed = target, 0
 
     def finish(self, end_t: float) -> SimResult:
         sc = self.sc
@@ -369,6 +416,7 @@ class _Simulation:
             launches=len(self.t_launch),
             end_s=end_t,
             reasons=list(reasons),
+            drained=self.drained,
         )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from taskrunner.domain.floors import floor_at
-from taskrunner.domain.scaling import Observation, ScalerState, ScalingSpec, decide
+from taskrunner.domain.scaling import Observation, ScalerState, ScalingSpec, decide, drain_target
 from taskrunner.sim.scenario import Scenario
 
 TICK_S = 15.0
@@ -44,6 +44,8 @@ class Policy(ABC):
     protects_busy_tasks: ClassVar[bool] = False
     # The service's desired count when the scenario starts (its minimum capacity).
     initial_desired: ClassVar[int] = 0
+    # Whether the policy publishes a drain signal its workers follow (see drain_target).
+    drains: ClassVar[bool] = False
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -52,6 +54,10 @@ class Policy(ABC):
     @abstractmethod
     def tick(self, view: ClusterView) -> int | None:
         """Called every 15 s; returns the desired count to set, or None to leave it."""
+
+    def drain_target(self, view: ClusterView, desired: int) -> int:
+        """After a tick (``drains`` policies): how many protected workers should drain."""
+        return 0
 
     def baseline_target_per_task(self) -> int:
         """Copilot's acceptableBacklogPerTask = ceil(latency / processing time) (svc.go).
@@ -72,6 +78,7 @@ class TaskrunnerPolicy(Policy):
 
     name = "taskrunner"
     protects_busy_tasks = True  # taskrunner.worker holds ECS task scale-in protection per message
+    drains = True  # and drains when the Scaler's drain signal names a surplus
 
     def __init__(self, scenario: Scenario) -> None:
         super().__init__(scenario)
@@ -85,8 +92,9 @@ class TaskrunnerPolicy(Policy):
         self.state = ScalerState.initial()
         self.reasons: list[str] = []
 
-    def tick(self, view: ClusterView) -> int | None:
-        obs = Observation(
+    @staticmethod
+    def _observation(view: ClusterView) -> Observation:
+        return Observation(
             at=view.now,
             visible=view.visible,
             in_flight=view.in_flight,
@@ -95,11 +103,17 @@ class TaskrunnerPolicy(Policy):
             pending=view.pending,
             desired=view.desired,
         )
+
+    def tick(self, view: ClusterView) -> int | None:
         floor = floor_at(self.scenario.scheduled_floors, self.scenario.clock_start_s + view.now)
-        decision = decide(obs, self.state, self.spec, floor=floor)
+        decision = decide(self._observation(view), self.state, self.spec, floor=floor)
         self.state = decision.state
         self.reasons.append(decision.reason)
         return decision.desired
+
+    def drain_target(self, view: ClusterView, desired: int) -> int:
+        """What the Scaler publishes after its round: ``domain.scaling.drain_target``."""
+        return drain_target(self._observation(view), desired, self.spec)
 
 
 @dataclass(slots=True)
